@@ -1,0 +1,90 @@
+// The store contract: the single source of truth for queued jobs, their leases and history.
+// `postgres` is the real implementation; `memory` exists for property tests and micro-benchmarks.
+// Both pass test/store/contract.ts.
+
+import type {
+  ClaimedJob,
+  FinalStatus,
+  FinishReason,
+  HistoricJob,
+  HistoryFilter,
+  Job,
+  JobFilter,
+  Lease,
+  NewJob,
+  Page,
+  StatusPatch,
+} from './job.ts';
+
+/** What `renew` learns besides the new expiry. */
+export interface RenewedLease extends Lease {
+  /** Someone asked to cancel this job; the holder should abort and `cancel` it. */
+  cancelRequested: boolean;
+}
+
+export type CancelOutcome =
+  /** The job was queued (no live lease): it went straight to history as cancelled. */
+  | { kind: 'cancelled'; job: HistoricJob }
+  /** The job is leased: its holder will see the request on its next renew. */
+  | { kind: 'requested'; job: Job };
+
+export interface JobStore {
+  /** Inserts a queued job and notifies listeners. Throws AlreadyExistsError on a duplicate name. */
+  enqueue(job: NewJob): Promise<Job>;
+
+  get(uid: string): Promise<Job | null>;
+  getByName(namespace: string, name: string): Promise<Job | null>;
+  /** Oldest first. */
+  list(filter?: JobFilter): Promise<Page<Job>>;
+
+  /**
+   * Leases up to `limit` claimable jobs to `owner` for `leaseMs` (database clock): jobs never
+   * leased or whose lease expired, with attempts left, highest priority first then oldest.
+   * Each claimed job gets a new token and one more attempt. Never blocks on other claimers.
+   */
+  claim(owner: string, limit: number, leaseMs: number, actions?: readonly string[]): Promise<ClaimedJob[]>;
+
+  /** Extends the lease to now + leaseMs. Throws LeaseLostError when the token is no longer the job's. */
+  renew(lease: Lease, leaseMs: number): Promise<RenewedLease>;
+
+  /**
+   * Merges `patch` into the status, conditional on resourceVersion; re-reads and re-applies on
+   * conflict a few times, then throws ConflictError. Throws LeaseLostError when fenced out.
+   */
+  updateStatus(lease: Lease, patch: StatusPatch): Promise<Job>;
+
+  /**
+   * Deletes the job and inserts its history row in one transaction. Fenced like every write.
+   * `reason` is `completed` unless the holder is finishing a cancelled job.
+   */
+  complete(lease: Lease, status: FinalStatus, reason?: FinishReason): Promise<HistoricJob>;
+
+  /** Gives the lease (and the attempt) back, so the job is claimable at once. Fenced. */
+  release(lease: Lease): Promise<void>;
+
+  /**
+   * Cancels a job by name: a queued one goes to history as cancelled (state error), a leased one
+   * gets `cancelRequested` so its holder aborts it. Returns null when no such job is queued.
+   */
+  cancel(namespace: string, name: string): Promise<CancelOutcome | null>;
+
+  /**
+   * Moves jobs that used up their attempts and hold no live lease to history as `error`
+   * ("attempts exhausted"). Returns how many moved. The driver calls it on every tick.
+   */
+  sweepExhausted(): Promise<number>;
+
+  getHistory(uid: string): Promise<HistoricJob | null>;
+  /** Newest first. */
+  listHistory(filter?: HistoryFilter): Promise<Page<HistoricJob>>;
+  /** Deletes history rows finished more than `olderThanMs` ago (database clock). Returns how many. */
+  pruneHistory(olderThanMs: number): Promise<number>;
+
+  /** Calls `listener` whenever a job is enqueued (by any process). Resolves to an unsubscribe. */
+  onJobCreated(listener: (job: { uid: string; namespace: string; action: string }) => void): Promise<() => Promise<void>>;
+
+  /** The store's clock, epoch ms (the database's `now()` for postgres). */
+  now(): Promise<number>;
+
+  close(): Promise<void>;
+}
