@@ -1,0 +1,170 @@
+// The driver: claims jobs up to its free capacity and supervises one job actor per claimed job.
+// Pure: the runtime (src/runtime/driver.ts) provides `claimJobs`, `listenForJobs`, `prepare` and
+// the job machine itself; tests provide fakes and a simulated clock.
+//
+//   starting → running{ idle ⇄ claiming } → draining → stopped
+//
+// It claims when told jobs exist (a notification), on every tick (`jobInterval`: progress even
+// when notifications are lost), and when a job actor finishes while work may remain.
+
+import { assign, enqueueActions, fromCallback, fromPromise, setup } from 'xstate';
+import { jobMachine } from './job.machine.ts';
+import type { JobLease, JobMachineOutput, JobRef } from './job.types.ts';
+
+export interface ClaimedJobRef {
+  job: JobRef;
+  lease: JobLease;
+}
+
+export interface DriverMachineInput {
+  /** Job actors at once (`--concurrency`). */
+  capacity: number;
+  leaseMs: number;
+  renewIntervalMs: number;
+  jobTimeoutMs: number;
+  abortGraceMs: number;
+  /** Claim at least this often, notification or not (`--job-interval`). */
+  jobIntervalMs: number;
+  /** After a failed claim, wait this long before trying again. */
+  claimRetryMs: number;
+  /** Give up waiting for job actors to stop after this long in `draining`. */
+  drainTimeoutMs: number;
+}
+
+export interface DriverMachineContext extends DriverMachineInput {
+  inFlight: number;
+  /** Work may be waiting: a notification or tick arrived, or the last claim filled every free slot. */
+  mayHaveWork: boolean;
+  claimFailures: number;
+}
+
+export type DriverMachineEvent =
+  | { type: 'jobs.available' }
+  | { type: 'driver.drain' }
+  | { type: `xstate.done.actor.job.${string}`; output: JobMachineOutput }
+  | { type: `xstate.error.actor.job.${string}`; error: unknown };
+
+function notProvided(name: string): never {
+  throw new Error(`driver machine: actor "${name}" was not provided`);
+}
+
+export const driverMachine = setup({
+  types: {
+    context: {} as DriverMachineContext,
+    events: {} as DriverMachineEvent,
+    input: {} as DriverMachineInput,
+  },
+  actors: {
+    job: jobMachine,
+    /** Start-up work before claiming: sweep exhausted jobs, check the store. */
+    prepare: fromPromise<void>(async () => notProvided('prepare')),
+    /** Sends `jobs.available` whenever a job is created (LISTEN/NOTIFY or a watch stream). */
+    listenForJobs: fromCallback<{ type: 'noop' }>(() => notProvided('listenForJobs')),
+    claimJobs: fromPromise<ClaimedJobRef[], { limit: number; leaseMs: number }>(async () => notProvided('claimJobs')),
+  },
+  guards: {
+    hasCapacity: ({ context }) => context.inFlight < context.capacity,
+    shouldClaim: ({ context }) => context.mayHaveWork && context.inFlight < context.capacity,
+    isIdleAfterDrain: ({ context }) => context.inFlight === 0,
+  },
+  actions: {
+    spawnJobActors: enqueueActions(({ context, event, enqueue }) => {
+      const claimed = (event as unknown as { output: ClaimedJobRef[] }).output;
+      for (const { job, lease } of claimed) {
+        enqueue.spawnChild('job', {
+          // `job.<uid>` so that `xstate.done.actor.job.*` matches every job actor and nothing else.
+          id: `job.${job.uid}`,
+          systemId: `job:${job.uid}`,
+          input: {
+            job,
+            lease,
+            leaseMs: context.leaseMs,
+            renewIntervalMs: context.renewIntervalMs,
+            timeoutMs: context.jobTimeoutMs,
+            abortGraceMs: context.abortGraceMs,
+          },
+        });
+      }
+      enqueue.assign({
+        inFlight: context.inFlight + claimed.length,
+        // A claim that filled every free slot may have left more behind.
+        mayHaveWork: claimed.length > 0 && claimed.length >= context.capacity - context.inFlight,
+        claimFailures: 0,
+      });
+    }),
+    markWorkAvailable: assign({ mayHaveWork: true }),
+    countJobFinished: assign({ inFlight: ({ context }) => Math.max(0, context.inFlight - 1) }),
+    countClaimFailure: assign({ claimFailures: ({ context }) => context.claimFailures + 1, mayHaveWork: true }),
+    drainJobActors: enqueueActions(({ self, enqueue }) => {
+      for (const child of Object.values(self.getSnapshot().children)) {
+        if (child?.id.startsWith('job.')) enqueue.sendTo(child, { type: 'driver.drain' });
+      }
+    }),
+    /** Hooks for logs and metrics; the runtime provides them. */
+    reportJobFinished: () => {},
+    reportClaimFailure: () => {},
+    reportJobActorFailure: () => {},
+    reportDrainTimeout: () => {},
+  },
+  delays: {
+    jobInterval: ({ context }) => context.jobIntervalMs,
+    claimRetry: ({ context }) => context.claimRetryMs * Math.min(2 ** context.claimFailures, 32),
+    drainTimeout: ({ context }) => context.drainTimeoutMs,
+  },
+}).createMachine({
+  id: 'driver',
+  context: ({ input }) => ({ ...input, inFlight: 0, mayHaveWork: true, claimFailures: 0 }),
+  initial: 'starting',
+  states: {
+    starting: {
+      invoke: { src: 'prepare', onDone: 'running', onError: { target: 'running', actions: 'reportClaimFailure' } },
+      on: { 'driver.drain': 'stopped' },
+    },
+    running: {
+      invoke: { src: 'listenForJobs' },
+      initial: 'idle',
+      on: {
+        'xstate.done.actor.job.*': { actions: ['countJobFinished', 'reportJobFinished'] },
+        'xstate.error.actor.job.*': { actions: ['countJobFinished', 'reportJobActorFailure'] },
+        'driver.drain': 'draining',
+      },
+      states: {
+        idle: {
+          always: { guard: 'shouldClaim', target: 'claiming' },
+          on: {
+            'jobs.available': { actions: 'markWorkAvailable' },
+          },
+          after: {
+            jobInterval: { actions: 'markWorkAvailable', target: 'idle', reenter: true },
+          },
+        },
+        claiming: {
+          invoke: {
+            src: 'claimJobs',
+            input: ({ context }) => ({ limit: context.capacity - context.inFlight, leaseMs: context.leaseMs }),
+            onDone: { target: 'idle', actions: 'spawnJobActors' },
+            onError: { target: 'backingOff', actions: ['countClaimFailure', 'reportClaimFailure'] },
+          },
+          on: {
+            'jobs.available': { actions: 'markWorkAvailable' },
+          },
+        },
+        backingOff: {
+          after: { claimRetry: 'idle' },
+        },
+      },
+    },
+    draining: {
+      entry: 'drainJobActors',
+      always: { guard: 'isIdleAfterDrain', target: 'stopped' },
+      on: {
+        'xstate.done.actor.job.*': { actions: ['countJobFinished', 'reportJobFinished'] },
+        'xstate.error.actor.job.*': { actions: ['countJobFinished', 'reportJobActorFailure'] },
+      },
+      after: { drainTimeout: { target: 'stopped', actions: 'reportDrainTimeout' } },
+    },
+    stopped: { type: 'final' },
+  },
+});
+
+export type DriverMachine = typeof driverMachine;

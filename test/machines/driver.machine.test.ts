@@ -1,0 +1,164 @@
+import { describe, expect, it } from 'vitest';
+import { createActor, fromCallback, fromPromise, SimulatedClock } from 'xstate';
+import { type ClaimedJobRef, driverMachine } from '../../machines/driver.machine.ts';
+import { jobMachine } from '../../machines/job.machine.ts';
+import type { AbortReason, HandlerCommand, JobLease, JobOutcome, RenewOutput } from '../../machines/job.types.ts';
+
+const flush = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+const input = {
+  capacity: 3,
+  leaseMs: 30_000,
+  renewIntervalMs: 10_000,
+  jobTimeoutMs: 600_000,
+  abortGraceMs: 5_000,
+  jobIntervalMs: 30_000,
+  claimRetryMs: 1_000,
+  drainTimeoutMs: 20_000,
+};
+
+function claimed(uid: string): ClaimedJobRef {
+  return {
+    job: { uid, namespace: 'default', name: uid, action: 'exec' },
+    lease: { uid, owner: 'w', token: `t-${uid}`, expiresAt: 0 },
+  };
+}
+
+/** A driver over a fake queue of `queued` uids; handlers finish when the test says so. */
+function start(queued: string[], options: { failClaims?: number } = {}) {
+  const clock = new SimulatedClock();
+  const claims: number[] = [];
+  const running = new Map<string, (outcome: JobOutcome) => void>();
+  const released: { uid: string; reason: AbortReason }[] = [];
+  const completed: string[] = [];
+  let notify: () => void = () => {};
+  let failClaims = options.failClaims ?? 0;
+
+  const job = jobMachine.provide({
+    actors: {
+      runHandler: fromCallback<HandlerCommand, { job: { uid: string }; lease: JobLease }>(
+        ({ input, sendBack, receive }) => {
+          running.set(input.job.uid, (outcome) => sendBack({ type: 'handler.done', outcome }));
+          receive(() => sendBack({ type: 'handler.failed', message: 'aborted' }));
+        },
+      ),
+      renewLease: fromPromise<RenewOutput, { lease: JobLease }>(async ({ input }) => ({
+        lease: input.lease,
+        cancelRequested: false,
+      })),
+      completeJob: fromPromise<void, { lease: JobLease }>(async ({ input }) => {
+        completed.push(input.lease.uid);
+      }),
+      finishAborted: fromPromise<void, { lease: JobLease; reason: AbortReason }>(async ({ input }) => {
+        released.push({ uid: input.lease.uid, reason: input.reason });
+      }),
+    },
+  });
+  const machine = driverMachine.provide({
+    actors: {
+      job,
+      prepare: fromPromise(async () => {}),
+      listenForJobs: fromCallback(({ sendBack }) => {
+        notify = () => sendBack({ type: 'jobs.available' });
+      }),
+      claimJobs: fromPromise<ClaimedJobRef[], { limit: number; leaseMs: number }>(async ({ input }) => {
+        claims.push(input.limit);
+        if (failClaims > 0) {
+          failClaims--;
+          throw new Error('database down');
+        }
+        return queued.splice(0, input.limit).map(claimed);
+      }),
+    },
+  });
+  const actor = createActor(machine, { input, clock });
+  actor.start();
+  const finish = (uid: string) => running.get(uid)?.({ state: 'success', message: 'ok' });
+  return { actor, clock, claims, running, released, completed, finish, notify: () => notify(), queued };
+}
+
+describe('driver machine', () => {
+  it('claims up to its capacity at start and spawns one job actor per claimed job', async () => {
+    const d = start(['a', 'b', 'c', 'd', 'e']);
+    await flush();
+    expect(d.claims).toEqual([3]);
+    expect([...d.running.keys()]).toEqual(['a', 'b', 'c']);
+    expect(d.actor.getSnapshot().context.inFlight).toBe(3);
+    expect(Object.keys(d.actor.getSnapshot().children)).toEqual(expect.arrayContaining(['job.a', 'job.b', 'job.c']));
+  });
+
+  it('claims again as slots free while work may remain', async () => {
+    const d = start(['a', 'b', 'c', 'd', 'e']);
+    await flush();
+    d.finish('a');
+    await flush();
+    await flush();
+    expect(d.completed).toEqual(['a']);
+    expect(d.claims).toEqual([3, 1]);
+    expect(d.running.has('d')).toBe(true);
+  });
+
+  it('stays idle after a short claim until notified, then claims at once', async () => {
+    const d = start(['a']);
+    await flush();
+    d.finish('a');
+    await flush();
+    expect(d.claims).toEqual([3]);
+    d.queued.push('b');
+    d.notify();
+    await flush();
+    expect(d.claims).toEqual([3, 3]);
+    expect(d.running.has('b')).toBe(true);
+  });
+
+  it('claims on every tick even without notifications', async () => {
+    const d = start([]);
+    await flush();
+    d.queued.push('late');
+    d.clock.increment(29_999);
+    await flush();
+    expect(d.claims).toEqual([3]);
+    d.clock.increment(1);
+    await flush();
+    expect(d.claims).toEqual([3, 3]);
+    expect(d.running.has('late')).toBe(true);
+  });
+
+  it('backs off after a failed claim and keeps running', async () => {
+    const d = start(['a'], { failClaims: 2 });
+    await flush();
+    expect(d.claims).toEqual([3]);
+    d.clock.increment(2_000);
+    await flush();
+    expect(d.claims).toEqual([3, 3]);
+    d.clock.increment(4_000);
+    await flush();
+    expect(d.claims).toEqual([3, 3, 3]);
+    expect(d.running.has('a')).toBe(true);
+    expect(d.actor.getSnapshot().matches('running')).toBe(true);
+  });
+
+  it('drains: aborts every job actor, waits for them, then stops', async () => {
+    const d = start(['a', 'b']);
+    await flush();
+    d.actor.send({ type: 'driver.drain' });
+    await flush();
+    await flush();
+    expect(d.released).toEqual([
+      { uid: 'a', reason: 'drain' },
+      { uid: 'b', reason: 'drain' },
+    ]);
+    expect(d.actor.getSnapshot().status).toBe('done');
+    expect(d.actor.getSnapshot().value).toBe('stopped');
+  });
+
+  it('does not claim while draining', async () => {
+    const d = start(['a', 'b', 'c', 'd']);
+    await flush();
+    d.actor.send({ type: 'driver.drain' });
+    d.notify();
+    await flush();
+    await flush();
+    expect(d.claims).toEqual([3]);
+  });
+});
