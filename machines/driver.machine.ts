@@ -60,7 +60,9 @@ export const driverMachine = setup({
     prepare: fromPromise<void>(async () => notProvided('prepare')),
     /** Sends `jobs.available` whenever a job is created (LISTEN/NOTIFY or a watch stream). */
     listenForJobs: fromCallback<{ type: 'noop' }>(() => notProvided('listenForJobs')),
-    claimJobs: fromPromise<ClaimedJobRef[], { limit: number; leaseMs: number }>(async () => notProvided('claimJobs')),
+    claimJobs: fromPromise<ClaimedJobRef[], { limit: number; leaseMs: number }>(async () =>
+      notProvided('claimJobs'),
+    ),
   },
   guards: {
     hasCapacity: ({ context }) => context.inFlight < context.capacity,
@@ -94,7 +96,10 @@ export const driverMachine = setup({
     }),
     markWorkAvailable: assign({ mayHaveWork: true }),
     countJobFinished: assign({ inFlight: ({ context }) => Math.max(0, context.inFlight - 1) }),
-    countClaimFailure: assign({ claimFailures: ({ context }) => context.claimFailures + 1, mayHaveWork: true }),
+    countClaimFailure: assign({
+      claimFailures: ({ context }) => context.claimFailures + 1,
+      mayHaveWork: true,
+    }),
     drainJobActors: enqueueActions(({ self, enqueue }) => {
       for (const child of Object.values(self.getSnapshot().children)) {
         if (child?.id.startsWith('job.')) enqueue.sendTo(child, { type: 'driver.drain' });
@@ -117,7 +122,11 @@ export const driverMachine = setup({
   initial: 'starting',
   states: {
     starting: {
-      invoke: { src: 'prepare', onDone: 'running', onError: { target: 'running', actions: 'reportClaimFailure' } },
+      invoke: {
+        src: 'prepare',
+        onDone: 'running',
+        onError: { target: 'running', actions: 'reportClaimFailure' },
+      },
       on: { 'driver.drain': 'stopped' },
     },
     running: {
@@ -141,7 +150,10 @@ export const driverMachine = setup({
         claiming: {
           invoke: {
             src: 'claimJobs',
-            input: ({ context }) => ({ limit: context.capacity - context.inFlight, leaseMs: context.leaseMs }),
+            input: ({ context }) => ({
+              limit: context.capacity - context.inFlight,
+              leaseMs: context.leaseMs,
+            }),
             onDone: { target: 'idle', actions: 'spawnJobActors' },
             onError: { target: 'backingOff', actions: ['countClaimFailure', 'reportClaimFailure'] },
           },

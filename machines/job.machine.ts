@@ -11,15 +11,16 @@
 import { assign, fromCallback, fromPromise, sendTo, setup } from 'xstate';
 import type {
   AbortReason,
+  CompleteJobInput,
+  FinishAbortedInput,
   HandlerCommand,
-  JobLease,
   JobMachineContext,
   JobMachineEvent,
   JobMachineInput,
   JobMachineOutput,
-  JobOutcome,
-  JobRef,
+  RenewLeaseInput,
   RenewOutput,
+  RunHandlerInput,
 } from './job.types.ts';
 
 /** Renewal errors in a row that abort the job (a lost lease aborts at once). */
@@ -38,14 +39,12 @@ export const jobMachine = setup({
   },
   actors: {
     /** Runs the handler; sends back handler.done / handler.failed; aborts its signal on handler.abort or stop. */
-    runHandler: fromCallback<HandlerCommand, { job: JobRef; lease: JobLease }>(() => notProvided('runHandler')),
-    renewLease: fromPromise<RenewOutput, { lease: JobLease; leaseMs: number }>(async () => notProvided('renewLease')),
+    runHandler: fromCallback<HandlerCommand, RunHandlerInput>(() => notProvided('runHandler')),
+    renewLease: fromPromise<RenewOutput, RenewLeaseInput>(async () => notProvided('renewLease')),
     /** Writes the outcome and moves the job to history (fenced). */
-    completeJob: fromPromise<void, { lease: JobLease; outcome: JobOutcome }>(async () => notProvided('completeJob')),
+    completeJob: fromPromise<void, CompleteJobInput>(async () => notProvided('completeJob')),
     /** After an abort: release the lease (drain, renew errors), finish as cancelled or timed out, or nothing (lease lost). */
-    finishAborted: fromPromise<void, { lease: JobLease; reason: AbortReason; outcome: JobOutcome | null }>(async () =>
-      notProvided('finishAborted'),
-    ),
+    finishAborted: fromPromise<void, FinishAbortedInput>(async () => notProvided('finishAborted')),
   },
   guards: {
     /** The runtime knows the handlers; the default (for diagrams) says yes. */
@@ -57,14 +56,19 @@ export const jobMachine = setup({
   },
   actions: {
     assignNoHandlerOutcome: assign({
-      outcome: ({ context }) => ({ state: 'error' as const, message: `no handler for action ${context.job.action}` }),
+      outcome: ({ context }) => ({
+        state: 'error' as const,
+        message: `no handler for action ${context.job.action}`,
+      }),
     }),
     assignOutcome: assign({
       outcome: ({ event }) => (event.type === 'handler.done' ? event.outcome : null),
     }),
     assignFailure: assign({
       outcome: ({ event }) =>
-        event.type === 'handler.failed' ? { state: 'error' as const, message: event.message, errors: [event.message] } : null,
+        event.type === 'handler.failed'
+          ? { state: 'error' as const, message: event.message, errors: [event.message] }
+          : null,
     }),
     assignRenewedLease: assign({
       lease: ({ event }) => (event as unknown as { output: RenewOutput }).output.lease,
@@ -72,10 +76,13 @@ export const jobMachine = setup({
     }),
     countRenewFailure: assign({ renewFailures: ({ context }) => context.renewFailures + 1 }),
     assignAbortReason: assign({ abortReason: (_, params: { reason: AbortReason }) => params.reason }),
-    signalHandler: sendTo('handler', ({ context }): HandlerCommand => ({
-      type: 'handler.abort',
-      reason: context.abortReason ?? 'drain',
-    })),
+    signalHandler: sendTo(
+      'handler',
+      ({ context }): HandlerCommand => ({
+        type: 'handler.abort',
+        reason: context.abortReason ?? 'drain',
+      }),
+    ),
     /** Hooks for logs and metrics; the runtime provides them. */
     reportAbort: () => {},
     reportCompletionFailure: () => {},
@@ -100,7 +107,10 @@ export const jobMachine = setup({
     // chart shows the whole life of a job.
     queued: { always: 'claimed' },
     claimed: {
-      always: [{ guard: 'hasHandler', target: 'active' }, { target: 'completed', actions: 'assignNoHandlerOutcome' }],
+      always: [
+        { guard: 'hasHandler', target: 'active' },
+        { target: 'completed', actions: 'assignNoHandlerOutcome' },
+      ],
     },
     active: {
       invoke: {
@@ -119,8 +129,14 @@ export const jobMachine = setup({
       on: {
         'handler.done': { target: 'completed', actions: 'assignOutcome' },
         'handler.failed': { target: 'completed', actions: 'assignFailure' },
-        'job.cancel': { target: '.stopping', actions: { type: 'assignAbortReason', params: { reason: 'cancelled' } } },
-        'driver.drain': { target: '.stopping', actions: { type: 'assignAbortReason', params: { reason: 'drain' } } },
+        'job.cancel': {
+          target: '.stopping',
+          actions: { type: 'assignAbortReason', params: { reason: 'cancelled' } },
+        },
+        'driver.drain': {
+          target: '.stopping',
+          actions: { type: 'assignAbortReason', params: { reason: 'drain' } },
+        },
       },
       states: {
         running: {
@@ -134,7 +150,10 @@ export const jobMachine = setup({
               {
                 guard: 'isCancelRequested',
                 target: 'stopping',
-                actions: ['assignRenewedLease', { type: 'assignAbortReason', params: { reason: 'cancelled' } }],
+                actions: [
+                  'assignRenewedLease',
+                  { type: 'assignAbortReason', params: { reason: 'cancelled' } },
+                ],
               },
               { target: 'running', actions: 'assignRenewedLease' },
             ],
@@ -147,7 +166,10 @@ export const jobMachine = setup({
               {
                 guard: 'hasFailedTooOften',
                 target: 'stopping',
-                actions: ['countRenewFailure', { type: 'assignAbortReason', params: { reason: 'renew-failed' } }],
+                actions: [
+                  'countRenewFailure',
+                  { type: 'assignAbortReason', params: { reason: 'renew-failed' } },
+                ],
               },
               { target: 'running', actions: 'countRenewFailure' },
             ],

@@ -83,3 +83,22 @@ export interface JobMachineOutput {
   outcome: JobOutcome | null;
   abortReason: AbortReason | null;
 }
+
+/** Inputs of the actors the runtime provides. */
+export interface RunHandlerInput {
+  job: JobRef;
+  lease: JobLease;
+}
+export interface RenewLeaseInput {
+  lease: JobLease;
+  leaseMs: number;
+}
+export interface CompleteJobInput {
+  lease: JobLease;
+  outcome: JobOutcome;
+}
+export interface FinishAbortedInput {
+  lease: JobLease;
+  reason: AbortReason;
+  outcome: JobOutcome | null;
+}

@@ -13,36 +13,34 @@ export abstract class LeaseholdError extends Error {
 /** The lease this write carried is no longer the job's lease: it expired and another worker claimed the job, or the job finished. */
 export class LeaseLostError extends LeaseholdError {
   readonly code = 'LEASE_LOST';
-  constructor(
-    readonly uid: string,
-    message = `lease on job ${uid} is no longer held`,
-    options?: { cause?: unknown },
-  ) {
+  readonly uid: string;
+  constructor(uid: string, message = `lease on job ${uid} is no longer held`, options?: { cause?: unknown }) {
     super(message, options);
+    this.uid = uid;
   }
 }
 
 /** An optimistic-concurrency write kept losing to concurrent writers after its retries. */
 export class ConflictError extends LeaseholdError {
   readonly code = 'CONFLICT';
-  constructor(
-    readonly uid: string,
-    readonly attempts: number,
-    options?: { cause?: unknown },
-  ) {
+  readonly uid: string;
+  readonly attempts: number;
+  constructor(uid: string, attempts: number, options?: { cause?: unknown }) {
     super(`job ${uid} was modified concurrently ${attempts} times in a row; giving up`, options);
+    this.uid = uid;
+    this.attempts = attempts;
   }
 }
 
 /** A job with this name already exists in the namespace (names deduplicate work, e.g. `<repo>-sync`). */
 export class AlreadyExistsError extends LeaseholdError {
   readonly code = 'ALREADY_EXISTS';
-  constructor(
-    readonly namespace: string,
-    readonly jobName: string,
-    options?: { cause?: unknown },
-  ) {
+  readonly namespace: string;
+  readonly jobName: string;
+  constructor(namespace: string, jobName: string, options?: { cause?: unknown }) {
     super(`job "${jobName}" already exists in namespace "${namespace}"`, options);
+    this.namespace = namespace;
+    this.jobName = jobName;
   }
 }
 
@@ -54,12 +52,10 @@ export class NotFoundError extends LeaseholdError {
 /** Input failed validation: a flag, a config key, a job spec. The message names the field and its source. */
 export class ValidationError extends LeaseholdError {
   readonly code = 'INVALID';
-  constructor(
-    readonly field: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
+  readonly field: string;
+  constructor(field: string, message: string, options?: { cause?: unknown }) {
     super(message, options);
+    this.field = field;
   }
 }
 
@@ -71,23 +67,31 @@ export class DatabaseUnavailableError extends LeaseholdError {
 /** A job's action has no registered handler. The job ends as `error`; the driver carries on. */
 export class NoHandlerError extends LeaseholdError {
   readonly code = 'NO_HANDLER';
-  constructor(readonly action: string) {
+  readonly action: string;
+  constructor(action: string) {
     super(`no handler for action ${action}`);
+    this.action = action;
   }
 }
 
 /** A handler ran past the job timeout and was aborted. */
 export class JobTimeoutError extends LeaseholdError {
   readonly code = 'JOB_TIMEOUT';
-  constructor(readonly timeoutMs: number) {
-    super(`job exceeded its timeout of ${timeoutMs} ms`);
+  readonly timeoutMs: number | undefined;
+  constructor(timeoutMs?: number) {
+    super(
+      timeoutMs === undefined ? 'job exceeded its timeout' : `job exceeded its timeout of ${timeoutMs} ms`,
+    );
+    this.timeoutMs = timeoutMs;
   }
 }
 
 /** The job was cancelled (by the API or CLI) while queued or running. */
 export class CancelledError extends LeaseholdError {
   readonly code = 'CANCELLED';
-  constructor(readonly uid: string) {
+  readonly uid: string;
+  constructor(uid: string) {
     super(`job ${uid} was cancelled`);
+    this.uid = uid;
   }
 }

@@ -2,7 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { createActor, fromCallback, fromPromise, SimulatedClock } from 'xstate';
 import { type ClaimedJobRef, driverMachine } from '../../machines/driver.machine.ts';
 import { jobMachine } from '../../machines/job.machine.ts';
-import type { AbortReason, HandlerCommand, JobLease, JobOutcome, RenewOutput } from '../../machines/job.types.ts';
+import type {
+  AbortReason,
+  CompleteJobInput,
+  FinishAbortedInput,
+  HandlerCommand,
+  JobOutcome,
+  RenewLeaseInput,
+  RenewOutput,
+  RunHandlerInput,
+} from '../../machines/job.types.ts';
 
 const flush = () => new Promise((resolve) => setTimeout(resolve, 0));
 
@@ -36,20 +45,18 @@ function start(queued: string[], options: { failClaims?: number } = {}) {
 
   const job = jobMachine.provide({
     actors: {
-      runHandler: fromCallback<HandlerCommand, { job: { uid: string }; lease: JobLease }>(
-        ({ input, sendBack, receive }) => {
-          running.set(input.job.uid, (outcome) => sendBack({ type: 'handler.done', outcome }));
-          receive(() => sendBack({ type: 'handler.failed', message: 'aborted' }));
-        },
-      ),
-      renewLease: fromPromise<RenewOutput, { lease: JobLease }>(async ({ input }) => ({
+      runHandler: fromCallback<HandlerCommand, RunHandlerInput>(({ input, sendBack, receive }) => {
+        running.set(input.job.uid, (outcome) => sendBack({ type: 'handler.done', outcome }));
+        receive(() => sendBack({ type: 'handler.failed', message: 'aborted' }));
+      }),
+      renewLease: fromPromise<RenewOutput, RenewLeaseInput>(async ({ input }) => ({
         lease: input.lease,
         cancelRequested: false,
       })),
-      completeJob: fromPromise<void, { lease: JobLease }>(async ({ input }) => {
+      completeJob: fromPromise<void, CompleteJobInput>(async ({ input }) => {
         completed.push(input.lease.uid);
       }),
-      finishAborted: fromPromise<void, { lease: JobLease; reason: AbortReason }>(async ({ input }) => {
+      finishAborted: fromPromise<void, FinishAbortedInput>(async ({ input }) => {
         released.push({ uid: input.lease.uid, reason: input.reason });
       }),
     },
@@ -84,7 +91,9 @@ describe('driver machine', () => {
     expect(d.claims).toEqual([3]);
     expect([...d.running.keys()]).toEqual(['a', 'b', 'c']);
     expect(d.actor.getSnapshot().context.inFlight).toBe(3);
-    expect(Object.keys(d.actor.getSnapshot().children)).toEqual(expect.arrayContaining(['job.a', 'job.b', 'job.c']));
+    expect(Object.keys(d.actor.getSnapshot().children)).toEqual(
+      expect.arrayContaining(['job.a', 'job.b', 'job.c']),
+    );
   });
 
   it('claims again as slots free while work may remain', async () => {

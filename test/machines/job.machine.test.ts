@@ -1,7 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { createActor, fromCallback, fromPromise, SimulatedClock } from 'xstate';
 import { jobMachine } from '../../machines/job.machine.ts';
-import type { AbortReason, HandlerCommand, JobLease, JobOutcome, RenewOutput } from '../../machines/job.types.ts';
+import type {
+  AbortReason,
+  CompleteJobInput,
+  FinishAbortedInput,
+  HandlerCommand,
+  JobLease,
+  JobOutcome,
+  RenewLeaseInput,
+  RenewOutput,
+  RunHandlerInput,
+} from '../../machines/job.types.ts';
 
 const lease: JobLease = { uid: 'u1', owner: 'w1', token: 't1', expiresAt: 30_000 };
 const input = {
@@ -40,7 +50,7 @@ function start(
   const machine = jobMachine.provide({
     guards: { hasHandler: () => options.hasHandler ?? true },
     actors: {
-      runHandler: fromCallback<HandlerCommand, { job: unknown; lease: JobLease }>(({ sendBack, receive }) => {
+      runHandler: fromCallback<HandlerCommand, RunHandlerInput>(({ sendBack, receive }) => {
         h.handler.finish = (outcome) => sendBack({ type: 'handler.done', outcome });
         h.handler.fail = (message) => sendBack({ type: 'handler.failed', message });
         receive((command) => {
@@ -48,22 +58,23 @@ function start(
           if (h.handler.stopWhenAborted) sendBack({ type: 'handler.failed', message: 'aborted' });
         });
       }),
-      renewLease: fromPromise<RenewOutput, { lease: JobLease; leaseMs: number }>(async ({ input }) => {
+      renewLease: fromPromise<RenewOutput, RenewLeaseInput>(async ({ input }) => {
         h.renewals.push(clock.now());
         if (options.renew) return options.renew(h.renewals.length);
         return { lease: { ...input.lease, expiresAt: clock.now() + input.leaseMs }, cancelRequested: false };
       }),
-      completeJob: fromPromise<void, { lease: JobLease; outcome: JobOutcome }>(async ({ input }) => {
+      completeJob: fromPromise<void, CompleteJobInput>(async ({ input }) => {
         h.completed.push(input.outcome);
       }),
-      finishAborted: fromPromise<void, { lease: JobLease; reason: AbortReason; outcome: JobOutcome | null }>(
-        async ({ input }) => {
-          h.finished.push({ reason: input.reason, outcome: input.outcome });
-        },
-      ),
+      finishAborted: fromPromise<void, FinishAbortedInput>(async ({ input }) => {
+        h.finished.push({ reason: input.reason, outcome: input.outcome });
+      }),
     },
   });
-  const actor = createActor(machine, { input: { ...input, timeoutMs: options.timeoutMs ?? input.timeoutMs }, clock });
+  const actor = createActor(machine, {
+    input: { ...input, timeoutMs: options.timeoutMs ?? input.timeoutMs },
+    clock,
+  });
   actor.start();
   return { actor, h };
 }

@@ -1,0 +1,148 @@
+// The driver actor with its real actors: claims from the store, hears job-created notifications,
+// and runs one job actor per claimed job. `cli` builds one per `serve`.
+
+import type { Logger } from 'pino';
+import { type Actor, createActor, fromCallback, fromPromise, type InspectionEvent, toPromise } from 'xstate';
+import { type ClaimedJobRef, driverMachine } from '../../machines/driver.machine.ts';
+import type { JobStore } from '../store/jobStore.ts';
+import type { CpuPool } from './cpuPool.ts';
+import type { HandlerRegistry } from './handlerRegistry.ts';
+import { createJobActorLogic } from './jobActor.ts';
+import type { ProgressThrottle } from './progressRecorder.ts';
+
+export interface DriverSettings {
+  /** Job actors at once. */
+  concurrency: number;
+  leaseMs: number;
+  /** Default leaseMs / 3. */
+  renewIntervalMs?: number;
+  jobTimeoutMs: number;
+  jobIntervalMs: number;
+  abortGraceMs?: number;
+  drainTimeoutMs?: number;
+  claimRetryMs?: number;
+  throttle?: ProgressThrottle;
+}
+
+export interface DriverDeps {
+  store: JobStore;
+  handlers: HandlerRegistry;
+  cpu: CpuPool;
+  log: Logger;
+  /** This worker's id; lease owner of everything it claims. */
+  owner: string;
+  inspect?: (event: InspectionEvent) => void;
+}
+
+export interface Driver {
+  readonly actor: Actor<typeof driverMachine>;
+  /** Stops claiming, aborts running jobs, releases their leases; resolves when every job actor is done. */
+  drain(): Promise<void>;
+}
+
+export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver {
+  const log = deps.log.child({ component: 'driver', owner: deps.owner });
+  let lastSweep = Number.NEGATIVE_INFINITY;
+
+  const sweep = async () => {
+    lastSweep = Date.now();
+    const moved = await deps.store.sweepExhausted();
+    if (moved > 0) log.warn({ jobs: moved }, 'moved jobs that used up their attempts to history as errors');
+  };
+
+  const job = createJobActorLogic({
+    store: deps.store,
+    handlers: deps.handlers,
+    cpu: deps.cpu,
+    log: deps.log,
+    ...(settings.throttle ? { throttle: settings.throttle } : {}),
+  });
+
+  const machine = driverMachine.provide({
+    actors: {
+      job,
+      prepare: fromPromise(sweep),
+      listenForJobs: fromCallback(({ sendBack }) => {
+        let unsubscribe: (() => Promise<void>) | undefined;
+        let stopped = false;
+        deps.store
+          .onJobCreated(() => sendBack({ type: 'jobs.available' }))
+          .then(
+            (off) => {
+              if (stopped) void off();
+              else unsubscribe = off;
+            },
+            (err: unknown) => log.error({ err }, 'cannot listen for job notifications; relying on ticks'),
+          );
+        return () => {
+          stopped = true;
+          void unsubscribe?.();
+        };
+      }),
+      claimJobs: fromPromise<ClaimedJobRef[], { limit: number; leaseMs: number }>(async ({ input }) => {
+        if (Date.now() - lastSweep >= settings.jobIntervalMs) await sweep();
+        const claimed = await deps.store.claim(deps.owner, input.limit, input.leaseMs);
+        if (claimed.length > 0) log.debug({ jobs: claimed.length }, 'claimed jobs');
+        // The machine reads uid/namespace/name/action; the handler gets the whole job.
+        return claimed.map(({ lease, ...rest }) => ({ job: rest, lease }));
+      }),
+    },
+    actions: {
+      reportJobFinished: ({ event }) => {
+        const output = (
+          event as {
+            output?: {
+              uid: string;
+              end: string;
+              outcome: { state: string } | null;
+              abortReason: string | null;
+            };
+          }
+        ).output;
+        if (output) {
+          log.info(
+            {
+              job: output.uid,
+              end: output.end,
+              state: output.outcome?.state,
+              reason: output.abortReason ?? undefined,
+            },
+            'job finished',
+          );
+        }
+      },
+      reportClaimFailure: ({ event }) =>
+        log.error({ err: (event as { error?: unknown }).error }, 'claim failed; backing off'),
+      reportJobActorFailure: ({ event }) =>
+        log.error(
+          { err: (event as { error?: unknown }).error },
+          'a job actor failed; its lease will expire and the job run again',
+        ),
+      reportDrainTimeout: () => log.warn('drain timed out; leases of jobs still running will expire'),
+    },
+  });
+
+  const actor = createActor(machine, {
+    input: {
+      capacity: settings.concurrency,
+      leaseMs: settings.leaseMs,
+      renewIntervalMs: settings.renewIntervalMs ?? Math.floor(settings.leaseMs / 3),
+      jobTimeoutMs: settings.jobTimeoutMs,
+      abortGraceMs: settings.abortGraceMs ?? 10_000,
+      jobIntervalMs: settings.jobIntervalMs,
+      claimRetryMs: settings.claimRetryMs ?? 1_000,
+      drainTimeoutMs: settings.drainTimeoutMs ?? 30_000,
+    },
+    systemId: 'driver',
+    ...(deps.inspect ? { inspect: deps.inspect } : {}),
+  });
+
+  return {
+    actor,
+    async drain() {
+      if (actor.getSnapshot().status !== 'active') return;
+      actor.send({ type: 'driver.drain' });
+      await toPromise(actor);
+    },
+  };
+}

@@ -1,0 +1,98 @@
+// The built-in `exec` handler: runs a command with the spec's args and env. Output lines become
+// progress messages, the exit code decides the outcome, and an abort kills the whole process group.
+
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { ValidationError } from '../../errors.ts';
+import type { JsonObject } from '../../store/job.ts';
+import type { Handler, HandlerContext, HandlerResult } from '../handler.ts';
+
+export interface ExecSpec {
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  cwd?: string;
+}
+
+/** After SIGTERM, a process group gets this long before SIGKILL. */
+const KILL_GRACE_MS = 5_000;
+/** Lines of stderr kept for the job's errors when the command fails. */
+const STDERR_TAIL = 20;
+
+export function parseExecSpec(spec: JsonObject): ExecSpec {
+  const { command, args = [], env = {}, cwd } = spec;
+  if (typeof command !== 'string' || command.length === 0) {
+    throw new ValidationError('spec.command', 'exec: spec.command must be a non-empty string');
+  }
+  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) {
+    throw new ValidationError('spec.args', 'exec: spec.args must be an array of strings');
+  }
+  if (
+    typeof env !== 'object' ||
+    env === null ||
+    Array.isArray(env) ||
+    !Object.values(env).every((v) => typeof v === 'string')
+  ) {
+    throw new ValidationError('spec.env', 'exec: spec.env must be an object of string values');
+  }
+  if (cwd !== undefined && typeof cwd !== 'string') {
+    throw new ValidationError('spec.cwd', 'exec: spec.cwd must be a string');
+  }
+  return { command, args: args as string[], env: env as Record<string, string>, ...(cwd ? { cwd } : {}) };
+}
+
+export const execHandler: Handler = {
+  action: 'exec',
+  async run(ctx: HandlerContext): Promise<HandlerResult> {
+    const spec = parseExecSpec(ctx.job.spec);
+    ctx.progress.message(`running ${spec.command}`);
+    const child = spawn(spec.command, spec.args, {
+      cwd: spec.cwd,
+      env: { ...process.env, ...spec.env, LEASEHOLD_JOB_UID: ctx.job.uid, LEASEHOLD_JOB_NAME: ctx.job.name },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group, so that an abort reaches grandchildren too.
+      detached: true,
+    });
+    const stderrTail: string[] = [];
+    createInterface({ input: child.stdout }).on('line', (line) => ctx.progress.message(line));
+    createInterface({ input: child.stderr }).on('line', (line) => {
+      ctx.progress.message(line);
+      stderrTail.push(line);
+      if (stderrTail.length > STDERR_TAIL) stderrTail.shift();
+    });
+
+    let killTimer: NodeJS.Timeout | undefined;
+    const killGroup = (signal: NodeJS.Signals) => {
+      if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+      try {
+        process.kill(-child.pid, signal);
+      } catch {
+        // Already gone.
+      }
+    };
+    const onAbort = () => {
+      killGroup('SIGTERM');
+      killTimer = setTimeout(() => killGroup('SIGKILL'), KILL_GRACE_MS);
+      killTimer.unref();
+    };
+    if (ctx.signal.aborted) onAbort();
+    else ctx.signal.addEventListener('abort', onAbort, { once: true });
+
+    try {
+      const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
+        (resolve, reject) => {
+          child.once('error', reject);
+          child.once('close', (code, signal) => resolve({ code, signal }));
+        },
+      );
+      if (ctx.signal.aborted)
+        throw new Error(`${spec.command} was stopped: ${String(ctx.signal.reason ?? 'aborted')}`);
+      if (code === 0) return { state: 'success', message: `${spec.command} exited with code 0` };
+      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      throw Object.assign(new Error(`${spec.command} ${how}`), { details: stderrTail });
+    } finally {
+      ctx.signal.removeEventListener('abort', onAbort);
+      if (killTimer) clearTimeout(killTimer);
+    }
+  },
+};
