@@ -1,0 +1,37 @@
+// Durations at the edge: `30s`, `15m`, `24h`, `1h30m`, `500ms`, or `0`. Milliseconds inside.
+
+import { ValidationError } from '../errors.ts';
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;
+
+/** Parses a duration; `key` and `source` name where the value came from, for the error message. */
+export function parseDuration(value: string, key: string, source = 'flag'): number {
+  const text = value.trim();
+  if (text === '0') return 0;
+  let total = 0;
+  PART.lastIndex = 0;
+  while (PART.lastIndex < text.length) {
+    const start = PART.lastIndex;
+    const match = PART.exec(text);
+    if (!match || match.index !== start) {
+      throw new ValidationError(
+        key,
+        `${key} (${source}): "${value}" is not a duration; use forms like 500ms, 30s, 15m, 24h, 1h30m`,
+      );
+    }
+    total += Number(match[1]) * (UNIT_MS[match[2] as string] as number);
+  }
+  if (text.length === 0) {
+    throw new ValidationError(key, `${key} (${source}): empty duration; use forms like 30s, 15m, 24h`);
+  }
+  return Math.round(total);
+}
+
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0';
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1_000 === 0) return `${ms / 1_000}s`;
+  return `${ms}ms`;
+}

@@ -1,0 +1,302 @@
+#!/usr/bin/env node
+// The `leasehold` command: parses flags, assembles the pieces, runs one command.
+// The only place that knows every box of the design.
+
+import { Command, Option } from 'commander';
+import { LeaseholdError, NotFoundError, ValidationError } from '../errors.ts';
+import { FINAL_STATES, type FinalState, type HistoricJob, type Job } from '../store/job.ts';
+import { buildNewJob, type EnqueueOptions, waitForJob } from './enqueue.ts';
+import { createLogger } from './logger.ts';
+import { openStore } from './openStore.ts';
+import { serve } from './serve.ts';
+import {
+  connectionSettings,
+  type RawConnectionOptions,
+  type RawServeOptions,
+  serveSettings,
+} from './settings.ts';
+import { age, cell, renderTable } from './table.ts';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function withConnectionOptions(command: Command): Command {
+  return command
+    .option(
+      '--data-dir <dir>',
+      'where the embedded PostgreSQL lives (env LEASEHOLD_DATA_DIR; default ~/.local/share/leasehold)',
+    )
+    .option('--database-url <url>', 'PostgreSQL 14+ to use instead of the embedded one (env DATABASE_URL)')
+    .option('--schema <name>', 'schema holding leasehold tables (env LEASEHOLD_SCHEMA)', undefined)
+    .option(
+      '--log-level <level>',
+      'trace, debug, info, warn, error, fatal or silent (env LEASEHOLD_LOG_LEVEL)',
+    );
+}
+
+async function withStore<T>(
+  raw: RawConnectionOptions,
+  fn: (store: Awaited<ReturnType<typeof openStore>>['store']) => Promise<T>,
+) {
+  const settings = connectionSettings(raw);
+  const log = createLogger(raw.logLevel ? settings.logLevel : 'warn', { fd: 2 });
+  const opened = await openStore(settings, log, 2);
+  try {
+    return await fn(opened.store);
+  } finally {
+    await opened.close();
+  }
+}
+
+function jobRow(job: Job): string[] {
+  const state = job.lease ? job.status.state : job.cancelRequested ? 'cancelling' : 'queued';
+  return [
+    job.namespace,
+    job.name,
+    job.action,
+    job.repository || '-',
+    state,
+    `${job.status.progress}%`,
+    `${job.attempts}/${job.maxAttempts}`,
+    job.lease?.owner ?? '-',
+    age(job.createdAt),
+    cell(job.status.message, 48),
+  ];
+}
+
+function historyRow(job: HistoricJob): string[] {
+  return [
+    job.namespace,
+    job.name,
+    job.action,
+    job.repository || '-',
+    job.status.state,
+    job.reason,
+    `${job.attempts}/${job.maxAttempts}`,
+    age(job.finishedAt),
+    cell(job.status.message, 60),
+  ];
+}
+
+export function buildProgram(): Command {
+  const program = new Command('leasehold')
+    .description(
+      'A job-controller runtime: jobs queued in PostgreSQL, claimed under leases, processed at least once, kept as history.',
+    )
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText(
+      'after',
+      `
+Every command reaches the same database: --database-url / DATABASE_URL, or else the embedded
+PostgreSQL in --data-dir that a running "leasehold serve" started (or one started for the command).
+
+Examples:
+  leasehold serve                                     # daemon on an embedded PostgreSQL
+  leasehold enqueue exec --spec '{"command":"true"}' --wait
+  leasehold jobs --json
+  leasehold history --state error`,
+    );
+
+  withConnectionOptions(
+    program
+      .command('serve')
+      .description('run the daemon: claim jobs up to --concurrency and run their handlers')
+      .option('--concurrency <n>', 'jobs run at once by this daemon (env LEASEHOLD_CONCURRENCY; default 3)')
+      .option(
+        '--handlers <module>',
+        'ES module exporting handlers ({ action, run(ctx) }); repeatable',
+        collect,
+      )
+      .option(
+        '--job-interval <duration>',
+        'claim at least this often even without notifications (default 30s)',
+      )
+      .option(
+        '--lease-duration <duration>',
+        'how long a claim holds a job before it may be claimed again (default 30s)',
+      )
+      .option(
+        '--lease-renewal-interval <duration>',
+        'how often running jobs renew their lease (default lease/3)',
+      )
+      .option('--max-job-timeout <duration>', 'abort a handler running longer than this (default 20m)')
+      .option(
+        '--drain-timeout <duration>',
+        'on SIGTERM, wait at most this long for handlers to stop (default 30s)',
+      )
+      .option(
+        '--history-expiration <duration>',
+        'prune history older than this; 0 keeps it forever (default 0)',
+      )
+      .option('--worker-id <id>', 'lease owner name of this daemon (default <host>-<pid>-<random>)'),
+  ).action(async (raw: RawServeOptions) => {
+    const settings = serveSettings(raw);
+    const log = createLogger(settings.logLevel, { fd: 1 });
+    process.exitCode = await serve(settings, log);
+  });
+
+  withConnectionOptions(
+    program
+      .command('enqueue')
+      .description('queue a job; with --wait, follow it to the end')
+      .argument('<action>', 'what the job does: a handler action such as exec')
+      .option('-n, --namespace <ns>', 'namespace of the job', 'default')
+      .option('--repository <name>', 'repository the job works on')
+      .option('--name <name>', 'job name, unique in the namespace (default <action>-<random>)')
+      .option('--spec <json|@file>', 'the job spec as JSON, or @path to a JSON file')
+      .option('--priority <n>', 'higher runs first (default 0)')
+      .option('--max-attempts <n>', 'claims before the job is given up as an error (default 3)')
+      .option('--label <key=value>', 'a label; repeatable', collect)
+      .option('--wait', 'wait for the job to finish, showing progress; exit 1 if it ends in error')
+      .option('--json', 'print the job (or with --wait the historic job) as JSON'),
+  ).action(
+    async (
+      action: string,
+      raw: EnqueueOptions & RawConnectionOptions & { wait?: boolean; json?: boolean },
+    ) => {
+      const newJob = await buildNewJob(action, raw);
+      await withStore(raw, async (store) => {
+        const job = await store.enqueue(newJob);
+        if (!raw.wait) {
+          process.stdout.write(
+            raw.json
+              ? `${JSON.stringify(job, null, 2)}\n`
+              : `${job.namespace}/${job.name} queued (uid ${job.uid})\n`,
+          );
+          return;
+        }
+        if (!raw.json) process.stderr.write(`${job.namespace}/${job.name} queued (uid ${job.uid})\n`);
+        const finished = await waitForJob(store, job.uid);
+        if (raw.json) process.stdout.write(`${JSON.stringify(finished, null, 2)}\n`);
+        else
+          process.stdout.write(
+            `${finished.namespace}/${finished.name} ${finished.status.state}: ${finished.status.message}\n`,
+          );
+        if (finished.status.state === 'error') process.exitCode = 1;
+      });
+    },
+  );
+
+  withConnectionOptions(
+    program
+      .command('jobs')
+      .description('list queued and running jobs, oldest first')
+      .option('-n, --namespace <ns>', 'only this namespace')
+      .option('--repository <name>', 'only this repository')
+      .option('--action <action>', 'only this action')
+      .option('--limit <n>', 'at most this many (default 100)')
+      .option('--json', 'print an array of jobs with their status'),
+  ).action(
+    async (
+      raw: RawConnectionOptions & {
+        namespace?: string;
+        repository?: string;
+        action?: string;
+        limit?: string;
+        json?: boolean;
+      },
+    ) => {
+      await withStore(raw, async (store) => {
+        const page = await store.list({
+          ...(raw.namespace ? { namespace: raw.namespace } : {}),
+          ...(raw.repository ? { repository: raw.repository } : {}),
+          ...(raw.action ? { action: raw.action } : {}),
+          ...(raw.limit ? { limit: Number(raw.limit) } : {}),
+        });
+        if (raw.json) {
+          process.stdout.write(`${JSON.stringify(page.items, null, 2)}\n`);
+          return;
+        }
+        if (page.items.length === 0) {
+          process.stdout.write('no queued or running jobs\n');
+          return;
+        }
+        process.stdout.write(
+          `${renderTable(['NAMESPACE', 'NAME', 'ACTION', 'REPOSITORY', 'STATE', 'PROGRESS', 'ATTEMPTS', 'WORKER', 'AGE', 'MESSAGE'], page.items.map(jobRow))}\n`,
+        );
+      });
+    },
+  );
+
+  withConnectionOptions(
+    program
+      .command('history')
+      .description('list finished jobs, newest first')
+      .option('-n, --namespace <ns>', 'only this namespace')
+      .option('--repository <name>', 'only this repository')
+      .addOption(new Option('--state <state>', 'only jobs that ended so').choices([...FINAL_STATES]))
+      .option('--limit <n>', 'at most this many (default 100)')
+      .option('--json', 'print an array of historic jobs with their status'),
+  ).action(
+    async (
+      raw: RawConnectionOptions & {
+        namespace?: string;
+        repository?: string;
+        state?: FinalState;
+        limit?: string;
+        json?: boolean;
+      },
+    ) => {
+      await withStore(raw, async (store) => {
+        const page = await store.listHistory({
+          ...(raw.namespace ? { namespace: raw.namespace } : {}),
+          ...(raw.repository ? { repository: raw.repository } : {}),
+          ...(raw.state ? { state: raw.state } : {}),
+          ...(raw.limit ? { limit: Number(raw.limit) } : {}),
+        });
+        if (raw.json) {
+          process.stdout.write(`${JSON.stringify(page.items, null, 2)}\n`);
+          return;
+        }
+        if (page.items.length === 0) {
+          process.stdout.write('no finished jobs\n');
+          return;
+        }
+        process.stdout.write(
+          `${renderTable(['NAMESPACE', 'NAME', 'ACTION', 'REPOSITORY', 'STATE', 'REASON', 'ATTEMPTS', 'FINISHED', 'MESSAGE'], page.items.map(historyRow))}\n`,
+        );
+      });
+    },
+  );
+
+  withConnectionOptions(
+    program
+      .command('cancel')
+      .description('cancel a job: a queued one goes to history as cancelled, a running one is aborted')
+      .argument('<name>', 'job name')
+      .option('-n, --namespace <ns>', 'namespace of the job', 'default'),
+  ).action(async (name: string, raw: RawConnectionOptions & { namespace: string }) => {
+    await withStore(raw, async (store) => {
+      const outcome = await store.cancel(raw.namespace, name);
+      if (!outcome)
+        throw new NotFoundError(`no queued or running job "${name}" in namespace "${raw.namespace}"`);
+      process.stdout.write(
+        outcome.kind === 'cancelled'
+          ? `${raw.namespace}/${name} cancelled\n`
+          : `${raw.namespace}/${name} is running; its worker will abort it within one renew interval\n`,
+      );
+    });
+  });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof ValidationError) {
+      process.stderr.write(`leasehold: ${err.message}\n`);
+      process.exitCode = 2;
+    } else if (err instanceof LeaseholdError) {
+      process.stderr.write(`leasehold: ${err.message} [${err.code}]\n`);
+      process.exitCode = 1;
+    } else {
+      process.stderr.write(`leasehold: ${(err as Error)?.stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    }
+  }
+}
+
+if (import.meta.main) {
+  await main(process.argv);
+}
