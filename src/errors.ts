@@ -1,6 +1,6 @@
 // The error catalog: every error leasehold raises on purpose has a class and a stable code.
 // Callers branch on the class (or `code`), never on message text. The README's errors table
-// lists every code here, and test/errors.test.ts keeps the two in step.
+// lists every code here, and test/unit/errorsCatalog.test.ts keeps the two in step.
 
 export abstract class LeaseholdError extends Error {
   abstract readonly code: string;
