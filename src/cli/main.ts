@@ -23,7 +23,7 @@ function withConnectionOptions(command: Command): Command {
   return command
     .option(
       '--data-dir <dir>',
-      'where the embedded PostgreSQL lives (env LEASEHOLD_DATA_DIR; default ~/.local/share/leasehold)',
+      'where the embedded PostgreSQL lives (env LEASEHOLD_DATA_DIR; default ~/.local/share/leasehold, or /var/lib/leasehold as root)',
     )
     .option('--database-url <url>', 'PostgreSQL 14+ to use instead of the embedded one (env DATABASE_URL)')
     .option('--schema <name>', 'schema holding leasehold tables (env LEASEHOLD_SCHEMA)', undefined)

@@ -24,7 +24,11 @@ export type JobState = (typeof JobState)[keyof typeof JobState];
 /** The states a finished job can end in. */
 export type FinalState = typeof JobState.success | typeof JobState.error | typeof JobState.warning;
 
-export const FINAL_STATES: readonly FinalState[] = Object.freeze([JobState.success, JobState.error, JobState.warning]);
+export const FINAL_STATES: readonly FinalState[] = Object.freeze([
+  JobState.success,
+  JobState.error,
+  JobState.warning,
+]);
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };

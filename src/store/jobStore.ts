@@ -81,7 +81,9 @@ export interface JobStore {
   pruneHistory(olderThanMs: number): Promise<number>;
 
   /** Calls `listener` whenever a job is enqueued (by any process). Resolves to an unsubscribe. */
-  onJobCreated(listener: (job: { uid: string; namespace: string; action: string }) => void): Promise<() => Promise<void>>;
+  onJobCreated(
+    listener: (job: { uid: string; namespace: string; action: string }) => void,
+  ): Promise<() => Promise<void>>;
 
   /** The store's clock, epoch ms (the database's `now()` for postgres). */
   now(): Promise<number>;

@@ -28,14 +28,14 @@ describe('error catalog', () => {
   it('documents every code with its class in the README errors table', () => {
     for (const [code, name] of catalog) {
       expect(readme, `README lacks a row for ${code}`).toMatch(
-        new RegExp(`\\| \`${code}\` \\| \`${name}\` \\|`),
+        new RegExp(`\\|\\s*\`${code}\`\\s*\\|\\s*\`${name}\`\\s*\\|`),
       );
     }
   });
 
   it('documents no code that does not exist', () => {
     const section = readme.slice(readme.indexOf('## Errors'), readme.indexOf('## Architecture'));
-    const documented = [...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]);
+    const documented = [...section.matchAll(/^\|\s*`([A-Z_]+)`\s*\|/gm)].map((m) => m[1]);
     expect(documented.sort()).toEqual([...catalog.keys()].sort());
   });
 });
