@@ -1,0 +1,635 @@
+// The JobStore contract as executable spec: every store (memory, postgres) runs this suite.
+// Written against the JobStore interface and a StoreHarness only; timestamps are compared with
+// the store's own clock (`store.now()`), never assumed exact.
+
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { AlreadyExistsError, LeaseLostError } from '../../src/errors.ts';
+import type { ClaimedJob, FinalState, HistoricJob, Job, Lease, NewJob } from '../../src/store/job.ts';
+import type { JobStore } from '../../src/store/jobStore.ts';
+import type { StoreHarness } from './storeHarness.ts';
+
+/** The lease most tests take. */
+export const LEASE_MS = 30_000;
+/** The longest lease this suite ever takes; a harness's `expireLeases` must reach past it. */
+export const LONGEST_LEASE_MS = 60_000;
+
+const NS = 'team-a';
+let jobCounter = 0;
+
+function newJob(overrides: Partial<NewJob> = {}): NewJob {
+  jobCounter += 1;
+  return { namespace: NS, name: `job-${jobCounter}`, action: 'exec', ...overrides };
+}
+
+export function describeJobStoreContract(name: string, makeHarness: () => Promise<StoreHarness>): void {
+  describe(`JobStore contract: ${name}`, () => {
+    let harness: StoreHarness;
+    let store: JobStore;
+
+    beforeEach(async () => {
+      harness = await makeHarness();
+      store = harness.store;
+    });
+    afterEach(async () => {
+      await harness.dispose();
+    });
+
+    /** Claims one job and checks it is the expected one (the queue holds no other claimable job). */
+    async function claimOnly(owner: string, uid: string, leaseMs = LEASE_MS): Promise<ClaimedJob> {
+      const claimed = await store.claim(owner, 1, leaseMs);
+      expect(claimed.map((job) => job.uid)).toEqual([uid]);
+      return claimed[0]!;
+    }
+
+    /** Enqueues, claims and completes one job (the queue must otherwise be empty). */
+    async function finish(input: NewJob, state: FinalState = 'success'): Promise<HistoricJob> {
+      const job = await store.enqueue(input);
+      const claimed = await claimOnly('worker-a', job.uid);
+      return store.complete(claimed.lease, { state, message: `finished ${job.name}` });
+    }
+
+    async function allHistory(
+      pageSize: number,
+      filter: { namespace?: string } = {},
+    ): Promise<HistoricJob[][]> {
+      const pages: HistoricJob[][] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await store.listHistory({ ...filter, limit: pageSize, continue: cursor });
+        pages.push(page.items);
+        cursor = page.continue;
+        expect(pages.length).toBeLessThan(100);
+      } while (cursor !== undefined);
+      return pages;
+    }
+
+    describe('enqueue', () => {
+      it('stores a queued, unleased job with the defaults', async () => {
+        const before = await store.now();
+        const job = await store.enqueue({ namespace: NS, name: 'sync', action: 'pull' });
+        const after = await store.now();
+
+        expect(job).toMatchObject({
+          namespace: NS,
+          name: 'sync',
+          action: 'pull',
+          repository: '',
+          spec: {},
+          labels: {},
+          status: { state: 'pending', message: '', errors: [], warnings: [], progress: 0, summary: [] },
+          attempts: 0,
+          maxAttempts: 3,
+          priority: 0,
+          cancelRequested: false,
+          lease: null,
+        });
+        expect(job.uid).toEqual(expect.any(String));
+        expect(job.createdAt).toBeGreaterThanOrEqual(before);
+        expect(job.createdAt).toBeLessThanOrEqual(after);
+        expect(await store.get(job.uid)).toEqual(job);
+        expect(await store.getByName(NS, 'sync')).toEqual(job);
+      });
+
+      it('keeps repository, spec, labels, priority and maxAttempts as given', async () => {
+        const job = await store.enqueue(
+          newJob({
+            repository: 'dashboards',
+            spec: { ref: 'main', paths: ['a', 'b'], depth: { max: 2 } },
+            labels: { team: 'infra' },
+            priority: 7,
+            maxAttempts: 5,
+          }),
+        );
+        expect(await store.get(job.uid)).toMatchObject({
+          repository: 'dashboards',
+          spec: { ref: 'main', paths: ['a', 'b'], depth: { max: 2 } },
+          labels: { team: 'infra' },
+          priority: 7,
+          maxAttempts: 5,
+        });
+      });
+
+      it('generates an `<action>-<random>` name when none is given', async () => {
+        const first = await store.enqueue({ namespace: NS, action: 'exec' });
+        const second = await store.enqueue({ namespace: NS, action: 'exec' });
+        expect(first.name).toMatch(/^exec-.{8}$/);
+        expect(second.name).toMatch(/^exec-.{8}$/);
+        expect(second.name).not.toBe(first.name);
+      });
+
+      it('rejects a duplicate name in the namespace with AlreadyExistsError and leaves the first job untouched', async () => {
+        const first = await store.enqueue(newJob({ name: 'dup', spec: { v: 1 } }));
+        await expect(store.enqueue(newJob({ name: 'dup', spec: { v: 2 } }))).rejects.toBeInstanceOf(
+          AlreadyExistsError,
+        );
+        expect(await store.getByName(NS, 'dup')).toEqual(first);
+        expect((await store.list({ namespace: NS })).items).toEqual([first]);
+      });
+
+      it('allows the same name in another namespace', async () => {
+        await store.enqueue(newJob({ name: 'same' }));
+        const other = await store.enqueue(newJob({ namespace: 'team-b', name: 'same' }));
+        expect(await store.getByName('team-b', 'same')).toEqual(other);
+      });
+
+      it('hands out copies: changing a returned job changes nothing in the store', async () => {
+        const job = await store.enqueue(newJob({ spec: { ref: 'main' }, labels: { a: '1' } }));
+        job.spec.ref = 'changed';
+        job.labels.a = 'changed';
+        job.status.errors.push('changed');
+        const stored = await store.get(job.uid);
+        expect(stored?.spec).toEqual({ ref: 'main' });
+        expect(stored?.labels).toEqual({ a: '1' });
+        expect(stored?.status.errors).toEqual([]);
+      });
+    });
+
+    describe('get and getByName', () => {
+      it('return null for a job that does not exist', async () => {
+        expect(await store.get('00000000-0000-4000-8000-000000000000')).toBeNull();
+        expect(await store.getByName(NS, 'nope')).toBeNull();
+      });
+    });
+
+    describe('list', () => {
+      it('lists oldest first', async () => {
+        const a = await store.enqueue(newJob());
+        const b = await store.enqueue(newJob({ priority: 9 }));
+        const c = await store.enqueue(newJob());
+        expect((await store.list()).items.map((job) => job.uid)).toEqual([a.uid, b.uid, c.uid]);
+      });
+
+      it('filters by namespace, repository, action and labels', async () => {
+        const a = await store.enqueue(newJob({ repository: 'r1', labels: { team: 'x', env: 'prod' } }));
+        const b = await store.enqueue(newJob({ repository: 'r2', action: 'pull', labels: { team: 'x' } }));
+        const c = await store.enqueue(newJob({ namespace: 'team-b', repository: 'r1' }));
+        const uids = async (filter: Parameters<JobStore['list']>[0]) =>
+          (await store.list(filter)).items.map((job) => job.uid);
+
+        expect(await uids({ namespace: NS })).toEqual([a.uid, b.uid]);
+        expect(await uids({ repository: 'r1' })).toEqual([a.uid, c.uid]);
+        expect(await uids({ action: 'pull' })).toEqual([b.uid]);
+        expect(await uids({ labels: { team: 'x' } })).toEqual([a.uid, b.uid]);
+        expect(await uids({ labels: { team: 'x', env: 'prod' } })).toEqual([a.uid]);
+        expect(await uids({ namespace: 'team-b', repository: 'r2' })).toEqual([]);
+      });
+
+      it('pages through every job exactly once', async () => {
+        const uids: string[] = [];
+        for (let i = 0; i < 7; i++) uids.push((await store.enqueue(newJob())).uid);
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        const sizes: number[] = [];
+        do {
+          const page = await store.list({ limit: 3, continue: cursor });
+          sizes.push(page.items.length);
+          seen.push(...page.items.map((job) => job.uid));
+          cursor = page.continue;
+        } while (cursor !== undefined && sizes.length < 10);
+        expect(sizes).toEqual([3, 3, 1]);
+        expect(seen).toEqual(uids);
+      });
+    });
+
+    describe('claim', () => {
+      it('leases the job to the owner with a token, one attempt and an expiry leaseMs ahead', async () => {
+        const job = await store.enqueue(newJob());
+        const before = await store.now();
+        const claimed = await claimOnly('worker-a', job.uid);
+        const after = await store.now();
+
+        expect(claimed.lease).toMatchObject({ uid: job.uid, owner: 'worker-a', token: expect.any(String) });
+        expect(claimed.lease.expiresAt).toBeGreaterThanOrEqual(before + LEASE_MS);
+        expect(claimed.lease.expiresAt).toBeLessThanOrEqual(after + LEASE_MS);
+        expect(claimed.attempts).toBe(1);
+        expect(await store.get(job.uid)).toMatchObject({ attempts: 1, lease: claimed.lease });
+      });
+
+      it('takes higher priority first, then older jobs', async () => {
+        const low1 = await store.enqueue(newJob({ priority: 0 }));
+        const high1 = await store.enqueue(newJob({ priority: 5 }));
+        const low2 = await store.enqueue(newJob({ priority: 0 }));
+        const high2 = await store.enqueue(newJob({ priority: 5 }));
+        const order: string[] = [];
+        for (let i = 0; i < 4; i++) {
+          const [job] = await store.claim('worker-a', 1, LEASE_MS);
+          order.push(job!.uid);
+        }
+        expect(order).toEqual([high1.uid, high2.uid, low1.uid, low2.uid]);
+      });
+
+      it('takes no more than the limit', async () => {
+        const uids: string[] = [];
+        for (let i = 0; i < 5; i++) uids.push((await store.enqueue(newJob())).uid);
+        const first = await store.claim('worker-a', 3, LEASE_MS);
+        const second = await store.claim('worker-b', 5, LEASE_MS);
+        expect(first).toHaveLength(3);
+        expect(second).toHaveLength(2);
+        expect([...first, ...second].map((job) => job.uid).sort()).toEqual([...uids].sort());
+        expect(await store.claim('worker-c', 5, LEASE_MS)).toEqual([]);
+      });
+
+      it('takes only jobs of the given actions', async () => {
+        await store.enqueue(newJob({ action: 'exec' }));
+        const pull = await store.enqueue(newJob({ action: 'pull' }));
+        const push = await store.enqueue(newJob({ action: 'push' }));
+        const claimed = await store.claim('worker-a', 10, LEASE_MS, ['pull', 'push']);
+        expect(claimed.map((job) => job.uid).sort()).toEqual([pull.uid, push.uid].sort());
+      });
+
+      it('returns nothing when nothing is queued', async () => {
+        expect(await store.claim('worker-a', 5, LEASE_MS)).toEqual([]);
+      });
+
+      it('skips jobs leased by another worker', async () => {
+        const job = await store.enqueue(newJob());
+        const mine = await claimOnly('worker-a', job.uid);
+        expect(await store.claim('worker-b', 5, LEASE_MS)).toEqual([]);
+        expect((await store.get(job.uid))?.lease).toEqual(mine.lease);
+      });
+
+      it('takes a job whose lease expired, with a new token and another attempt', async () => {
+        const job = await store.enqueue(newJob());
+        const first = await claimOnly('worker-a', job.uid);
+        await harness.expireLeases();
+        const second = await claimOnly('worker-b', job.uid);
+
+        expect(second.lease.owner).toBe('worker-b');
+        expect(second.lease.token).not.toBe(first.lease.token);
+        expect(second.attempts).toBe(2);
+        expect(second.lease.expiresAt).toBeGreaterThan(await store.now());
+      });
+
+      it('skips jobs that used up their attempts', async () => {
+        const job = await store.enqueue(newJob({ maxAttempts: 1 }));
+        await claimOnly('worker-a', job.uid);
+        await harness.expireLeases();
+        expect(await store.claim('worker-b', 5, LEASE_MS)).toEqual([]);
+      });
+
+      it('skips jobs someone asked to cancel', async () => {
+        const job = await store.enqueue(newJob());
+        await claimOnly('worker-a', job.uid);
+        expect((await store.cancel(NS, job.name))?.kind).toBe('requested');
+        await harness.expireLeases();
+        expect(await store.claim('worker-b', 5, LEASE_MS)).toEqual([]);
+      });
+    });
+
+    describe('renew', () => {
+      it('extends the lease to leaseMs from now', async () => {
+        const job = await store.enqueue(newJob());
+        const { lease } = await claimOnly('worker-a', job.uid);
+        const before = await store.now();
+        const renewed = await store.renew(lease, LONGEST_LEASE_MS);
+
+        expect(renewed).toMatchObject({
+          uid: job.uid,
+          owner: 'worker-a',
+          token: lease.token,
+          cancelRequested: false,
+        });
+        expect(renewed.expiresAt).toBeGreaterThanOrEqual(before + LONGEST_LEASE_MS);
+        expect(renewed.expiresAt).toBeGreaterThan(lease.expiresAt);
+        expect((await store.get(job.uid))?.lease?.expiresAt).toBe(renewed.expiresAt);
+      });
+
+      it('reports a cancel request to the holder', async () => {
+        const job = await store.enqueue(newJob());
+        const { lease } = await claimOnly('worker-a', job.uid);
+        await store.cancel(NS, job.name);
+        expect((await store.renew(lease, LEASE_MS)).cancelRequested).toBe(true);
+      });
+
+      it('refuses an expired lease with LeaseLostError even when nobody reclaimed the job', async () => {
+        const job = await store.enqueue(newJob());
+        const { lease } = await claimOnly('worker-a', job.uid);
+        await harness.expireLeases();
+        const before = await store.get(job.uid);
+        await expect(store.renew(lease, LEASE_MS)).rejects.toBeInstanceOf(LeaseLostError);
+        expect(await store.get(job.uid)).toEqual(before);
+      });
+    });
+
+    describe("fencing: once worker A's lease expired and worker B claimed the job, worker A", () => {
+      let stale: Lease;
+      let current: ClaimedJob;
+      let before: Job;
+
+      beforeEach(async () => {
+        const job = await store.enqueue(newJob());
+        stale = (await claimOnly('worker-a', job.uid)).lease;
+        await harness.expireLeases();
+        current = await claimOnly('worker-b', job.uid);
+        before = (await store.get(job.uid))!;
+      });
+
+      async function expectNothingChanged(): Promise<void> {
+        expect(await store.get(stale.uid)).toEqual(before);
+        expect(await store.getHistory(stale.uid)).toBeNull();
+      }
+
+      it('cannot renew', async () => {
+        await expect(store.renew(stale, LEASE_MS)).rejects.toBeInstanceOf(LeaseLostError);
+        await expectNothingChanged();
+      });
+
+      it('cannot update the status', async () => {
+        await expect(store.updateStatus(stale, { message: 'stale', progress: 50 })).rejects.toBeInstanceOf(
+          LeaseLostError,
+        );
+        await expectNothingChanged();
+      });
+
+      it('cannot complete', async () => {
+        await expect(store.complete(stale, { state: 'success' })).rejects.toBeInstanceOf(LeaseLostError);
+        await expectNothingChanged();
+      });
+
+      it('cannot release', async () => {
+        await expect(store.release(stale)).rejects.toBeInstanceOf(LeaseLostError);
+        await expectNothingChanged();
+      });
+
+      it('leaves worker B in charge', async () => {
+        expect(before.lease).toEqual(current.lease);
+        await store.updateStatus(current.lease, { message: 'still mine' });
+        expect((await store.complete(current.lease, { state: 'success' })).worker).toBe('worker-b');
+      });
+    });
+
+    describe('a holder whose lease expired while nobody reclaimed the job', () => {
+      it('can still write the status and complete, since its token is still the job’s', async () => {
+        const job = await store.enqueue(newJob());
+        const { lease } = await claimOnly('worker-a', job.uid);
+        await harness.expireLeases();
+        await store.updateStatus(lease, { message: 'late but unopposed' });
+        const row = await store.complete(lease, { state: 'success' });
+        expect(row).toMatchObject({ uid: job.uid, worker: 'worker-a', reason: 'completed' });
+        expect(row.status.message).toBe('late but unopposed');
+      });
+    });
+
+    describe('updateStatus', () => {
+      it('merges the patch into the status and bumps resourceVersion', async () => {
+        const job = await store.enqueue(newJob());
+        const { lease, resourceVersion } = await claimOnly('worker-a', job.uid);
+        const summary = [{ kind: 'Dashboard', create: 1, update: 2, delete: 0, noop: 3, error: 0 }];
+
+        const first = await store.updateStatus(lease, { state: 'working', message: 'cloning', progress: 10 });
+        expect(first.resourceVersion).toBe(resourceVersion + 1);
+        const second = await store.updateStatus(lease, { progress: 40, summary, warnings: ['slow'] });
+        expect(second.resourceVersion).toBe(resourceVersion + 2);
+        expect(second.status).toEqual({
+          state: 'working',
+          message: 'cloning',
+          errors: [],
+          warnings: ['slow'],
+          progress: 40,
+          summary,
+        });
+        expect(await store.get(job.uid)).toEqual(second);
+      });
+
+      it('replaces the summary list as a whole', async () => {
+        const job = await store.enqueue(newJob());
+        const { lease } = await claimOnly('worker-a', job.uid);
+        const a = { kind: 'Dashboard', create: 1, update: 0, delete: 0, noop: 0, error: 0 };
+        const b = { kind: 'Folder', create: 0, update: 1, delete: 0, noop: 0, error: 0 };
+        await store.updateStatus(lease, { summary: [a] });
+        expect((await store.updateStatus(lease, { summary: [b] })).status.summary).toEqual([b]);
+      });
+
+      it('lands every one of concurrent writes from one lease, retrying on conflict', async () => {
+        const job = await store.enqueue(newJob());
+        const { lease, resourceVersion } = await claimOnly('worker-a', job.uid);
+        await Promise.all([
+          store.updateStatus(lease, { message: 'four fields' }),
+          store.updateStatus(lease, { progress: 42 }),
+          store.updateStatus(lease, { errors: ['e1'] }),
+          store.updateStatus(lease, { warnings: ['w1'] }),
+        ]);
+        const stored = await store.get(job.uid);
+        expect(stored?.status).toMatchObject({
+          message: 'four fields',
+          progress: 42,
+          errors: ['e1'],
+          warnings: ['w1'],
+        });
+        expect(stored?.resourceVersion).toBe(resourceVersion + 4);
+      });
+    });
+
+    describe('complete', () => {
+      it('moves the job to history exactly once', async () => {
+        const job = await store.enqueue(newJob({ repository: 'r1', labels: { a: '1' }, spec: { x: 1 } }));
+        const { lease } = await claimOnly('worker-a', job.uid);
+        await store.updateStatus(lease, { state: 'working', message: 'halfway', progress: 50 });
+        const before = await store.now();
+        const row = await store.complete(lease, { state: 'success', message: 'done' });
+        const after = await store.now();
+
+        expect(row).toMatchObject({
+          uid: job.uid,
+          namespace: NS,
+          name: job.name,
+          action: 'exec',
+          repository: 'r1',
+          labels: { a: '1' },
+          spec: { x: 1 },
+          attempts: 1,
+          reason: 'completed',
+          worker: 'worker-a',
+          status: { state: 'success', message: 'done', progress: 100 },
+        });
+        expect(row.finishedAt).toBeGreaterThanOrEqual(before);
+        expect(row.finishedAt).toBeLessThanOrEqual(after);
+        expect(row.status.finished).toEqual(expect.any(Number));
+        expect(row).not.toHaveProperty('lease');
+        expect(await store.get(job.uid)).toBeNull();
+        expect(await store.getByName(NS, job.name)).toBeNull();
+        expect(await store.getHistory(job.uid)).toEqual(row);
+
+        await expect(store.complete(lease, { state: 'success' })).rejects.toBeInstanceOf(LeaseLostError);
+        expect((await store.listHistory()).items.filter((h) => h.uid === job.uid)).toEqual([row]);
+      });
+
+      it('keeps a failed outcome as given', async () => {
+        const row = await finish(newJob(), 'error');
+        expect(row.status.state).toBe('error');
+        expect(row.reason).toBe('completed');
+      });
+
+      it('records the reason a holder gives when finishing a cancelled job', async () => {
+        const job = await store.enqueue(newJob());
+        const { lease } = await claimOnly('worker-a', job.uid);
+        const row = await store.complete(lease, { state: 'error', message: 'cancelled' }, 'cancelled');
+        expect(row).toMatchObject({ reason: 'cancelled', status: { state: 'error', message: 'cancelled' } });
+      });
+
+      it('frees the name for a new job', async () => {
+        const first = await finish(newJob({ name: 'repo-sync' }));
+        const second = await store.enqueue(newJob({ name: 'repo-sync' }));
+        expect(second.uid).not.toBe(first.uid);
+      });
+    });
+
+    describe('release', () => {
+      it('makes the job claimable at once and gives the attempt back', async () => {
+        const job = await store.enqueue(newJob());
+        const first = await claimOnly('worker-a', job.uid);
+        await store.release(first.lease);
+
+        expect(await store.get(job.uid)).toMatchObject({ lease: null, attempts: 0 });
+        const second = await claimOnly('worker-b', job.uid);
+        expect(second.attempts).toBe(1);
+        expect(second.lease.token).not.toBe(first.lease.token);
+        await expect(store.release(first.lease)).rejects.toBeInstanceOf(LeaseLostError);
+      });
+    });
+
+    describe('attempts', () => {
+      it('a job whose leases keep expiring goes to history as attempts-exhausted and is not claimed again', async () => {
+        const job = await store.enqueue(newJob({ maxAttempts: 2 }));
+        await claimOnly('worker-a', job.uid);
+        await harness.expireLeases();
+        await claimOnly('worker-b', job.uid);
+        await harness.expireLeases();
+
+        expect(await store.claim('worker-c', 5, LEASE_MS)).toEqual([]);
+        expect(await store.sweepExhausted()).toBe(1);
+        const row = await store.getHistory(job.uid);
+        expect(row).toMatchObject({ reason: 'attempts-exhausted', attempts: 2, worker: 'worker-b' });
+        expect(row?.status.state).toBe('error');
+        expect(row?.status.message).toMatch(/attempts exhausted/);
+        expect(await store.get(job.uid)).toBeNull();
+        expect(await store.claim('worker-c', 5, LEASE_MS)).toEqual([]);
+        expect(await store.sweepExhausted()).toBe(0);
+      });
+
+      it('the sweep leaves a job on its last attempt alone while its lease is live', async () => {
+        const job = await store.enqueue(newJob({ maxAttempts: 1 }));
+        const { lease } = await claimOnly('worker-a', job.uid);
+        expect(await store.sweepExhausted()).toBe(0);
+        expect((await store.complete(lease, { state: 'success' })).reason).toBe('completed');
+      });
+    });
+
+    describe('cancel', () => {
+      it('sends a queued job straight to history as cancelled', async () => {
+        const job = await store.enqueue(newJob());
+        const outcome = await store.cancel(NS, job.name);
+        expect(outcome?.kind).toBe('cancelled');
+        expect(outcome?.job).toMatchObject({ uid: job.uid, reason: 'cancelled', status: { state: 'error' } });
+        expect(await store.get(job.uid)).toBeNull();
+        expect(await store.getHistory(job.uid)).toEqual(outcome?.job);
+      });
+
+      it('asks the holder of a leased job to cancel it', async () => {
+        const job = await store.enqueue(newJob());
+        const { lease, resourceVersion } = await claimOnly('worker-a', job.uid);
+        const outcome = await store.cancel(NS, job.name);
+
+        expect(outcome?.kind).toBe('requested');
+        expect(outcome?.job).toMatchObject({ uid: job.uid, cancelRequested: true, lease });
+        expect(outcome?.job.resourceVersion).toBe(resourceVersion + 1);
+        expect(await store.get(job.uid)).toMatchObject({ cancelRequested: true });
+        expect(await store.getHistory(job.uid)).toBeNull();
+      });
+
+      it('finishes a cancel-requested job as cancelled once its holder died (the sweep)', async () => {
+        const job = await store.enqueue(newJob());
+        await claimOnly('worker-a', job.uid);
+        expect((await store.cancel(NS, job.name))?.kind).toBe('requested');
+        expect(await store.sweepExhausted()).toBe(0);
+        await harness.expireLeases();
+        expect(await store.claim('worker-b', 5, LEASE_MS)).toEqual([]);
+        expect(await store.sweepExhausted()).toBe(1);
+        expect(await store.getHistory(job.uid)).toMatchObject({
+          reason: 'cancelled',
+          worker: 'worker-a',
+          status: { state: 'error', message: 'cancelled' },
+        });
+        expect(await store.get(job.uid)).toBeNull();
+      });
+
+      it('returns null when no such job is queued', async () => {
+        expect(await store.cancel(NS, 'nope')).toBeNull();
+        const done = await finish(newJob());
+        expect(await store.cancel(NS, done.name)).toBeNull();
+      });
+    });
+
+    describe('history', () => {
+      it('lists newest first', async () => {
+        const a = await finish(newJob());
+        const b = await finish(newJob());
+        const c = await finish(newJob());
+        const items = (await store.listHistory()).items;
+        expect(items.map((row) => row.uid)).toEqual([c.uid, b.uid, a.uid]);
+        const finishedAt = items.map((row) => row.finishedAt);
+        expect(finishedAt).toEqual([...finishedAt].sort((x, y) => y - x));
+      });
+
+      it('filters by namespace, repository and state', async () => {
+        const a = await finish(newJob({ repository: 'r1' }), 'success');
+        const b = await finish(newJob({ repository: 'r2' }), 'error');
+        const c = await finish(newJob({ namespace: 'team-b', repository: 'r1' }), 'warning');
+        const uids = async (filter: Parameters<JobStore['listHistory']>[0]) =>
+          (await store.listHistory(filter)).items.map((row) => row.uid);
+
+        expect(await uids({ namespace: NS })).toEqual([b.uid, a.uid]);
+        expect(await uids({ repository: 'r1' })).toEqual([c.uid, a.uid]);
+        expect(await uids({ state: 'error' })).toEqual([b.uid]);
+        expect(await uids({ namespace: 'team-b', state: 'warning' })).toEqual([c.uid]);
+        expect(await uids({ namespace: 'team-b', state: 'success' })).toEqual([]);
+      });
+
+      it('pages through every row exactly once, newest first', async () => {
+        const uids: string[] = [];
+        for (let i = 0; i < 7; i++) uids.push((await finish(newJob())).uid);
+        const pages = await allHistory(3);
+        expect(pages.map((page) => page.length)).toEqual([3, 3, 1]);
+        expect(pages.flat().map((row) => row.uid)).toEqual(uids.reverse());
+      });
+
+      it('getHistory returns null for a job that is not in history', async () => {
+        const job = await store.enqueue(newJob());
+        expect(await store.getHistory(job.uid)).toBeNull();
+      });
+    });
+
+    describe('pruneHistory', () => {
+      it('deletes rows finished longer ago than the given age', async () => {
+        const old = await finish(newJob());
+        await harness.ageHistory(10 * 60_000);
+        const recent = await finish(newJob());
+
+        expect(await store.pruneHistory(5 * 60_000)).toBe(1);
+        expect(await store.getHistory(old.uid)).toBeNull();
+        expect(await store.getHistory(recent.uid)).toEqual(recent);
+        expect(await store.pruneHistory(5 * 60_000)).toBe(0);
+      });
+    });
+
+    describe('onJobCreated', () => {
+      it('tells listeners about every enqueue until they unsubscribe', async () => {
+        const heard: { uid: string; namespace: string; action: string }[] = [];
+        const unsubscribe = await store.onJobCreated((job) => heard.push(job));
+        const first = await store.enqueue(newJob({ action: 'pull' }));
+        await vi.waitFor(() => expect(heard).toEqual([{ uid: first.uid, namespace: NS, action: 'pull' }]));
+
+        await unsubscribe();
+        const second = await store.enqueue(newJob());
+        // A later job reaching a second listener means the first one would have heard `second` by now.
+        const later: string[] = [];
+        const unsubscribeLater = await store.onJobCreated((job) => later.push(job.uid));
+        const third = await store.enqueue(newJob());
+        await vi.waitFor(() => expect(later).toContain(third.uid));
+        await unsubscribeLater();
+        expect(heard.map((job) => job.uid)).not.toContain(second.uid);
+        expect(heard).toHaveLength(1);
+      });
+    });
+  });
+}
