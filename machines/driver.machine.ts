@@ -7,7 +7,7 @@
 // It claims when told jobs exist (a notification), on every tick (`jobInterval`: progress even
 // when notifications are lost), and when a job actor finishes while work may remain.
 
-import { assign, enqueueActions, fromCallback, fromPromise, setup } from 'xstate';
+import { assign, enqueueActions, fromCallback, fromPromise, setup, stopChild } from 'xstate';
 import { jobMachine } from './job.machine.ts';
 import type { JobLease, JobMachineOutput, JobRef } from './job.types.ts';
 
@@ -96,6 +96,8 @@ export const driverMachine = setup({
     }),
     markWorkAvailable: assign({ mayHaveWork: true }),
     countJobFinished: assign({ inFlight: ({ context }) => Math.max(0, context.inFlight - 1) }),
+    /** A finished child stays in the snapshot until stopped: without this a daemon keeps every actor it ever ran. */
+    removeJobActor: stopChild(({ event }) => event.type.replace(/^xstate\.(done|error)\.actor\./, '')),
     countClaimFailure: assign({
       claimFailures: ({ context }) => context.claimFailures + 1,
       mayHaveWork: true,
@@ -133,8 +135,10 @@ export const driverMachine = setup({
       invoke: { src: 'listenForJobs' },
       initial: 'idle',
       on: {
-        'xstate.done.actor.job.*': { actions: ['countJobFinished', 'reportJobFinished'] },
-        'xstate.error.actor.job.*': { actions: ['countJobFinished', 'reportJobActorFailure'] },
+        'xstate.done.actor.job.*': { actions: ['countJobFinished', 'reportJobFinished', 'removeJobActor'] },
+        'xstate.error.actor.job.*': {
+          actions: ['countJobFinished', 'reportJobActorFailure', 'removeJobActor'],
+        },
         'driver.drain': 'draining',
       },
       states: {
@@ -170,8 +174,10 @@ export const driverMachine = setup({
       entry: 'drainJobActors',
       always: { guard: 'isIdleAfterDrain', target: 'stopped' },
       on: {
-        'xstate.done.actor.job.*': { actions: ['countJobFinished', 'reportJobFinished'] },
-        'xstate.error.actor.job.*': { actions: ['countJobFinished', 'reportJobActorFailure'] },
+        'xstate.done.actor.job.*': { actions: ['countJobFinished', 'reportJobFinished', 'removeJobActor'] },
+        'xstate.error.actor.job.*': {
+          actions: ['countJobFinished', 'reportJobActorFailure', 'removeJobActor'],
+        },
       },
       after: { drainTimeout: { target: 'stopped', actions: 'reportDrainTimeout' } },
     },

@@ -107,6 +107,20 @@ describe('driver machine', () => {
     expect(d.running.has('d')).toBe(true);
   });
 
+  it('lets go of job actors once they are done', async () => {
+    const d = start(['a', 'b', 'c', 'd']);
+    await flush();
+    for (const uid of ['a', 'b', 'c']) d.finish(uid);
+    await flush();
+    await flush();
+    d.finish('d');
+    await flush();
+    await flush();
+    expect(d.completed).toEqual(['a', 'b', 'c', 'd']);
+    expect(d.actor.getSnapshot().context.inFlight).toBe(0);
+    expect(Object.keys(d.actor.getSnapshot().children).filter((id) => id.startsWith('job.'))).toEqual([]);
+  });
+
   it('stays idle after a short claim until notified, then claims at once', async () => {
     const d = start(['a']);
     await flush();
