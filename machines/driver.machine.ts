@@ -74,9 +74,11 @@ export const driverMachine = setup({
       const claimed = (event as unknown as { output: ClaimedJobRef[] }).output;
       for (const { job, lease } of claimed) {
         enqueue.spawnChild('job', {
-          // `job.<uid>` so that `xstate.done.actor.job.*` matches every job actor and nothing else.
-          id: `job.${job.uid}`,
-          systemId: `job:${job.uid}`,
+          // `job.…` so that `xstate.done.actor.job.*` matches every job actor and nothing else. The
+          // lease token makes the id unique per claim: an actor still stopping after its lease ran
+          // out must not collide with the actor of the same job claimed again.
+          id: `job.${job.uid}.${lease.token}`,
+          systemId: `job:${job.uid}:${lease.token}`,
           input: {
             job,
             lease,
@@ -89,12 +91,16 @@ export const driverMachine = setup({
       }
       enqueue.assign({
         inFlight: context.inFlight + claimed.length,
-        // A claim that filled every free slot may have left more behind.
-        mayHaveWork: claimed.length > 0 && claimed.length >= context.capacity - context.inFlight,
+        // A claim that filled every free slot may have left more behind; a notification that came
+        // while the claim ran (mayHaveWork set again since `claiming` cleared it) may be newer than it.
+        mayHaveWork:
+          context.mayHaveWork ||
+          (claimed.length > 0 && claimed.length >= context.capacity - context.inFlight),
         claimFailures: 0,
       });
     }),
     markWorkAvailable: assign({ mayHaveWork: true }),
+    clearWorkAvailable: assign({ mayHaveWork: false }),
     countJobFinished: assign({ inFlight: ({ context }) => Math.max(0, context.inFlight - 1) }),
     /** A finished child stays in the snapshot until stopped: without this a daemon keeps every actor it ever ran. */
     removeJobActor: stopChild(({ event }) => event.type.replace(/^xstate\.(done|error)\.actor\./, '')),
@@ -152,6 +158,7 @@ export const driverMachine = setup({
           },
         },
         claiming: {
+          entry: 'clearWorkAvailable',
           invoke: {
             src: 'claimJobs',
             input: ({ context }) => ({

@@ -1,7 +1,7 @@
 // The life of one job, from claim to archive. Pure: the runtime (src/runtime/jobActor.ts) provides
 // the actors that touch the store and run the handler; tests provide fakes and a simulated clock.
 //
-//   queued → claimed → active{ running ⇄ renewing, stopping } → completed → archived
+//   queued → claimed → active{ leased{ running ⇄ renewing }, stopping } → completed → archived
 //                            └──────────────┬─────────────┘
 //                                           └──▶ aborted → archived
 //
@@ -25,6 +25,11 @@ import type {
 
 /** Renewal errors in a row that abort the job (a lost lease aborts at once). */
 export const MAX_RENEW_FAILURES = 3;
+
+/** How long before a lease ends the holder stops on its own: a tenth of the lease, at most half a renew interval. */
+export function leaseMargin(leaseMs: number, renewIntervalMs: number): number {
+  return Math.min(Math.floor(leaseMs / 10), Math.floor(renewIntervalMs / 2));
+}
 
 function notProvided(name: string): never {
   throw new Error(`job machine: actor "${name}" was not provided`);
@@ -91,6 +96,8 @@ export const jobMachine = setup({
     renewInterval: ({ context }) => context.renewIntervalMs,
     jobTimeout: ({ context }) => context.timeoutMs,
     abortGrace: ({ context }) => context.abortGraceMs,
+    /** Stop short of the lease's end by a margin for clock drift and the renewal's own latency. */
+    leaseDeadline: ({ context }) => context.leaseMs - leaseMargin(context.leaseMs, context.renewIntervalMs),
   },
 }).createMachine({
   id: 'job',
@@ -118,7 +125,7 @@ export const jobMachine = setup({
         src: 'runHandler',
         input: ({ context }) => ({ job: context.job, lease: context.lease }),
       },
-      initial: 'running',
+      initial: 'leased',
       after: {
         jobTimeout: {
           guard: 'isNotAborting',
@@ -139,40 +146,54 @@ export const jobMachine = setup({
         },
       },
       states: {
-        running: {
-          after: { renewInterval: 'renewing' },
-        },
-        renewing: {
-          invoke: {
-            src: 'renewLease',
-            input: ({ context }) => ({ lease: context.lease, leaseMs: context.leaseMs }),
-            onDone: [
-              {
-                guard: 'isCancelRequested',
-                target: 'stopping',
-                actions: [
-                  'assignRenewedLease',
-                  { type: 'assignAbortReason', params: { reason: 'cancelled' } },
+        // While the lease is believed held. Entered afresh after every successful renewal, which
+        // restarts `leaseDeadline`: if no renewal succeeds in time (failing, or hung on a dead
+        // connection) the handler is stopped before the lease runs out and another worker starts.
+        leased: {
+          initial: 'running',
+          after: {
+            leaseDeadline: {
+              target: 'stopping',
+              actions: { type: 'assignAbortReason', params: { reason: 'lease-expired' } },
+            },
+          },
+          states: {
+            running: {
+              after: { renewInterval: 'renewing' },
+            },
+            renewing: {
+              invoke: {
+                src: 'renewLease',
+                input: ({ context }) => ({ lease: context.lease, leaseMs: context.leaseMs }),
+                onDone: [
+                  {
+                    guard: 'isCancelRequested',
+                    target: '#job.active.stopping',
+                    actions: [
+                      'assignRenewedLease',
+                      { type: 'assignAbortReason', params: { reason: 'cancelled' } },
+                    ],
+                  },
+                  { target: '#job.active.leased', reenter: true, actions: 'assignRenewedLease' },
+                ],
+                onError: [
+                  {
+                    guard: 'isLeaseLost',
+                    target: '#job.active.stopping',
+                    actions: { type: 'assignAbortReason', params: { reason: 'lease-lost' } },
+                  },
+                  {
+                    guard: 'hasFailedTooOften',
+                    target: '#job.active.stopping',
+                    actions: [
+                      'countRenewFailure',
+                      { type: 'assignAbortReason', params: { reason: 'renew-failed' } },
+                    ],
+                  },
+                  { target: 'running', actions: 'countRenewFailure' },
                 ],
               },
-              { target: 'running', actions: 'assignRenewedLease' },
-            ],
-            onError: [
-              {
-                guard: 'isLeaseLost',
-                target: 'stopping',
-                actions: { type: 'assignAbortReason', params: { reason: 'lease-lost' } },
-              },
-              {
-                guard: 'hasFailedTooOften',
-                target: 'stopping',
-                actions: [
-                  'countRenewFailure',
-                  { type: 'assignAbortReason', params: { reason: 'renew-failed' } },
-                ],
-              },
-              { target: 'running', actions: 'countRenewFailure' },
-            ],
+            },
           },
         },
         stopping: {

@@ -37,7 +37,12 @@ export interface JobRef {
   action: string;
 }
 
-export type AbortReason = 'lease-lost' | 'renew-failed' | 'cancelled' | 'timeout' | 'drain';
+/**
+ * Why a running job was stopped: its lease was taken (`lease-lost`), renewals kept failing
+ * (`renew-failed`) or none succeeded before the lease ran out (`lease-expired`), someone cancelled
+ * it, it ran past its timeout, or the daemon drains.
+ */
+export type AbortReason = 'lease-lost' | 'renew-failed' | 'lease-expired' | 'cancelled' | 'timeout' | 'drain';
 
 export interface JobMachineInput {
   job: JobRef;

@@ -48,8 +48,10 @@ export async function serve(settings: ServeSettings, log: Logger): Promise<numbe
       await driver.drain();
       await cpu.close();
       await opened.close();
-      log.info('stopped');
-      resolve(0);
+      const failed = driver.failure() !== undefined;
+      log.info({ exitCode: failed ? 1 : 0 }, 'stopped');
+      // A failed driver exits non-zero so that a supervisor restarts the daemon.
+      resolve(failed ? 1 : 0);
     };
     process.on('SIGTERM', () => void shutdown('SIGTERM'));
     process.on('SIGINT', () => void shutdown('SIGINT'));

@@ -278,7 +278,7 @@ function serverFlags(settings: Record<string, string> = {}): string[] {
  * reach `<dataDir>/pg`: the data directory gets o+x (not o+r), and an unreachable ancestor (such as a
  * 0700 home directory) is reported instead of failing later with a bare "permission denied".
  */
-async function prepareDataDir(dataDir: string) {
+export async function prepareDataDir(dataDir: string): Promise<void> {
   await mkdir(dirname(dataDir), { recursive: true });
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   if (process.getuid?.() !== 0) return;

@@ -8,7 +8,12 @@ import { isAbsolute, join, resolve } from 'node:path';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { DatabaseUnavailableError } from '../errors.ts';
-import { isProcessAlive, startEmbeddedPostgres, stopOrphanedPostmaster } from './embeddedPostgres.ts';
+import {
+  isProcessAlive,
+  prepareDataDir,
+  startEmbeddedPostgres,
+  stopOrphanedPostmaster,
+} from './embeddedPostgres.ts';
 
 export interface OpenDatabaseOptions {
   /** Use this database; nothing is started. */
@@ -62,6 +67,8 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   const announced = await reusableServer(file, log);
   if (announced !== null) return announced;
 
+  // A first run: nothing exists yet, and the lock file below lives in the data directory.
+  await prepareDataDir(dataDir);
   // Two processes starting at once must not both run initdb or both start a postmaster.
   const releaseLock = await acquireStartLock(join(dataDir, 'start.lock'), log);
   try {

@@ -36,6 +36,8 @@ export interface DriverDeps {
 
 export interface Driver {
   readonly actor: Actor<typeof driverMachine>;
+  /** Set when the driver actor failed (a bug): the daemon must exit non-zero. */
+  readonly failure: () => unknown;
   /** Stops claiming, aborts running jobs, releases their leases; resolves when every job actor is done. */
   drain(): Promise<void>;
 }
@@ -79,13 +81,21 @@ export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver
           void unsubscribe?.();
         };
       }),
-      claimJobs: fromPromise<ClaimedJobRef[], { limit: number; leaseMs: number }>(async ({ input }) => {
-        if (Date.now() - lastSweep >= settings.jobIntervalMs) await sweep();
-        const claimed = await deps.store.claim(deps.owner, input.limit, input.leaseMs);
-        if (claimed.length > 0) log.debug({ jobs: claimed.length }, 'claimed jobs');
-        // The machine reads uid/namespace/name/action; the handler gets the whole job.
-        return claimed.map(({ lease, ...rest }) => ({ job: rest, lease }));
-      }),
+      claimJobs: fromPromise<ClaimedJobRef[], { limit: number; leaseMs: number }>(
+        async ({ input, signal }) => {
+          if (Date.now() - lastSweep >= settings.jobIntervalMs) await sweep();
+          const claimed = await deps.store.claim(deps.owner, input.limit, input.leaseMs);
+          if (signal.aborted) {
+            // The driver left `claiming` (a drain) while the claim ran: nobody will run these jobs
+            // here, so give them back at once rather than letting their leases run out.
+            await Promise.allSettled(claimed.map((job) => deps.store.release(job.lease)));
+            return [];
+          }
+          if (claimed.length > 0) log.debug({ jobs: claimed.length }, 'claimed jobs');
+          // The machine reads uid/namespace/name/action; the handler gets the whole job.
+          return claimed.map(({ lease, ...rest }) => ({ job: rest, lease }));
+        },
+      ),
     },
     actions: {
       reportJobFinished: ({ event }) => {
@@ -137,12 +147,16 @@ export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver
     ...(deps.inspect ? { inspect: deps.inspect } : {}),
   });
 
+  let failure: unknown;
+  actor.subscribe({ error: (err) => (failure = err) });
+
   return {
     actor,
+    failure: () => failure,
     async drain() {
       if (actor.getSnapshot().status !== 'active') return;
       actor.send({ type: 'driver.drain' });
-      await toPromise(actor);
+      await toPromise(actor).catch(() => undefined);
     },
   };
 }

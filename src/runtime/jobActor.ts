@@ -8,6 +8,7 @@ import type {
   CompleteJobInput,
   FinishAbortedInput,
   HandlerCommand,
+  JobLease,
   JobOutcome,
   RenewLeaseInput,
   RenewOutput,
@@ -68,9 +69,14 @@ export function createJobActorLogic(deps: JobActorDeps) {
   const retryMs = deps.completeRetryMs ?? 500;
   const now = deps.now ?? Date.now;
 
-  const finalStatus = (uid: string, outcome: JobOutcome) => {
-    const recorder = recorders.get(uid);
-    recorders.delete(uid);
+  // Keyed by lease token, not uid: a job claimed again while its previous actor still stops has two.
+  const dropRecorder = (lease: JobLease) => {
+    recorders.get(lease.token)?.close();
+    recorders.delete(lease.token);
+  };
+  const finalStatus = (lease: JobLease, outcome: JobOutcome) => {
+    const recorder = recorders.get(lease.token);
+    recorders.delete(lease.token);
     const status = recorder
       ? recorder.finish({ state: outcome.state, message: outcome.message, errors: outcome.errors ?? [] })
       : { state: outcome.state, message: outcome.message, errors: outcome.errors ?? [] };
@@ -98,12 +104,14 @@ export function createJobActorLogic(deps: JobActorDeps) {
           now,
           onWriteError: (err) => log.debug({ err }, 'progress write failed'),
         });
-        recorders.set(job.uid, recorder);
+        recorders.set(lease.token, recorder);
         receive((command) => {
           const reason = {
             'lease-lost': () => new LeaseLostError(job.uid),
             'renew-failed': () => new LeaseLostError(job.uid, `lease on job ${job.uid} could not be renewed`),
             cancelled: () => new CancelledError(job.uid),
+            'lease-expired': () =>
+              new LeaseLostError(job.uid, `lease on job ${job.uid} ran out before a renewal succeeded`),
             timeout: () => new JobTimeoutError(),
             drain: () => new Error('the daemon is draining'),
           }[command.reason]();
@@ -112,8 +120,14 @@ export function createJobActorLogic(deps: JobActorDeps) {
 
         const run = async () => {
           if (!handler) throw new Error(`no handler for action ${job.action}`);
-          // The first write is not throttled: the job is working, and since when.
-          await deps.store.updateStatus(lease, { state: 'working', started: now(), message: 'started' });
+          // The first write is not throttled: the job is working, and since when. Best effort: a
+          // database blip here must not fail a job that has not started (a lost lease still stops it).
+          try {
+            await deps.store.updateStatus(lease, { state: 'working', started: now(), message: 'started' });
+          } catch (err) {
+            if (isLeaseLost(err)) throw err;
+            log.warn({ err }, 'could not record that the job started; running it anyway');
+          }
           log.info('job started');
           return handler.run({
             job,
@@ -157,46 +171,42 @@ export function createJobActorLogic(deps: JobActorDeps) {
       }),
 
       completeJob: fromPromise<void, CompleteJobInput>(async ({ input }) => {
-        const status = finalStatus(input.lease.uid, input.outcome);
+        const status = finalStatus(input.lease, input.outcome);
         await retrying(retries, retryMs, () => deps.store.complete(input.lease, status), deps.log);
       }),
 
       finishAborted: fromPromise<void, FinishAbortedInput>(async ({ input }) => {
         const { lease, reason, outcome } = input;
         const write = (fn: () => Promise<unknown>) => retrying(retries, retryMs, fn, deps.log);
+        // Each final status is computed once, outside the retried write: computing it takes the recorder.
         switch (reason) {
           case 'lease-lost':
-            recorders.delete(lease.uid);
+            dropRecorder(lease);
             return;
-          case 'cancelled':
-            await write(() =>
-              deps.store.complete(
-                lease,
-                finalStatus(lease.uid, { state: 'error', message: 'cancelled' }),
-                FinishReason.cancelled,
-              ),
-            );
+          case 'cancelled': {
+            const status = finalStatus(lease, { state: 'error', message: 'cancelled' });
+            await write(() => deps.store.complete(lease, status, FinishReason.cancelled));
             return;
-          case 'timeout':
-            await write(() =>
-              deps.store.complete(
-                lease,
-                finalStatus(lease.uid, { state: 'error', message: `job timed out and was aborted` }),
-              ),
-            );
+          }
+          case 'timeout': {
+            const status = finalStatus(lease, { state: 'error', message: 'job timed out and was aborted' });
+            await write(() => deps.store.complete(lease, status));
             return;
+          }
           case 'drain':
           case 'renew-failed':
+          case 'lease-expired': {
             // A drained job that finished anyway is completed; otherwise the lease goes back so
-            // that another worker takes the job at once.
+            // that another worker takes the job at once (fenced: a no-op if it was taken already).
             if (outcome && reason === 'drain') {
-              await write(() => deps.store.complete(lease, finalStatus(lease.uid, outcome)));
+              const status = finalStatus(lease, outcome);
+              await write(() => deps.store.complete(lease, status));
             } else {
-              recorders.get(lease.uid)?.close();
-              recorders.delete(lease.uid);
+              dropRecorder(lease);
               await write(() => deps.store.release(lease));
             }
             return;
+          }
         }
       }),
     },

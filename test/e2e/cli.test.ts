@@ -4,7 +4,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +48,8 @@ function serve(args: string[]): ChildProcess & { output: () => string } {
 async function waitForLog(child: { output: () => string }, text: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!child.output().includes(text)) {
+    if ((child as unknown as ChildProcess).exitCode !== null)
+      throw new Error(`exited before "${text}":\n${child.output()}`);
     if (Date.now() > deadline) throw new Error(`"${text}" not logged; output:\n${child.output()}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -182,13 +184,18 @@ describe('leasehold CLI against a running daemon', () => {
 });
 
 describe('leasehold CLI on its embedded PostgreSQL', () => {
+  let parent: string;
   let dataDir: string;
 
   beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'leasehold-cli-'));
+    parent = await mkdtemp(join(tmpdir(), 'leasehold-cli-'));
+    // mkdtemp makes it 0700; as root the embedded server runs as `postgres`, which must pass through.
+    await chmod(parent, 0o755);
+    // A data directory that does not exist yet, as on a first run.
+    dataDir = join(parent, 'first', 'run');
   });
   afterAll(async () => {
-    await rm(dataDir, { recursive: true, force: true });
+    await rm(parent, { recursive: true, force: true });
   });
 
   it('serve starts an embedded database that enqueue in another process finds through --data-dir', async () => {
@@ -208,9 +215,11 @@ describe('leasehold CLI on its embedded PostgreSQL', () => {
       expect(run.stdout).toMatch(/success/);
       expect(run.code).toBe(0);
     } finally {
-      daemon.kill('SIGTERM');
-      const [code] = await once(daemon, 'exit');
-      expect(code, daemon.output()).toBe(0);
+      if (daemon.exitCode === null) {
+        daemon.kill('SIGTERM');
+        const [code] = await once(daemon, 'exit');
+        expect(code, daemon.output()).toBe(0);
+      }
     }
     expect(existsSync(join(dataDir, 'connection.json'))).toBe(false);
     expect(existsSync(join(dataDir, 'pg', 'PG_VERSION'))).toBe(true);

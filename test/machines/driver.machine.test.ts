@@ -42,6 +42,7 @@ function start(queued: string[], options: { failClaims?: number } = {}) {
   const completed: string[] = [];
   let notify: () => void = () => {};
   let failClaims = options.failClaims ?? 0;
+  let hold: Promise<void> | undefined;
 
   const job = jobMachine.provide({
     actors: {
@@ -74,14 +75,32 @@ function start(queued: string[], options: { failClaims?: number } = {}) {
           failClaims--;
           throw new Error('database down');
         }
-        return queued.splice(0, input.limit).map(claimed);
+        const batch = queued.splice(0, input.limit);
+        const held = hold;
+        hold = undefined;
+        if (held) await held;
+        return batch.map(claimed);
       }),
     },
   });
   const actor = createActor(machine, { input, clock });
   actor.start();
   const finish = (uid: string) => running.get(uid)?.({ state: 'success', message: 'ok' });
-  return { actor, clock, claims, running, released, completed, finish, notify: () => notify(), queued };
+  const holdClaims = (gate: Promise<void>) => {
+    hold = gate;
+  };
+  return {
+    actor,
+    clock,
+    claims,
+    running,
+    released,
+    completed,
+    finish,
+    notify: () => notify(),
+    queued,
+    holdClaims,
+  };
 }
 
 describe('driver machine', () => {
@@ -92,7 +111,7 @@ describe('driver machine', () => {
     expect([...d.running.keys()]).toEqual(['a', 'b', 'c']);
     expect(d.actor.getSnapshot().context.inFlight).toBe(3);
     expect(Object.keys(d.actor.getSnapshot().children)).toEqual(
-      expect.arrayContaining(['job.a', 'job.b', 'job.c']),
+      expect.arrayContaining(['job.a.t-a', 'job.b.t-b', 'job.c.t-c']),
     );
   });
 
@@ -132,6 +151,28 @@ describe('driver machine', () => {
     await flush();
     expect(d.claims).toEqual([3, 3]);
     expect(d.running.has('b')).toBe(true);
+  });
+
+  it('claims again after a claim during which a notification arrived', async () => {
+    let release: () => void = () => {};
+    const d = start([]);
+    await flush();
+    expect(d.claims).toEqual([3]);
+    // The next claim is slow; a job is enqueued and notified while it runs.
+    d.queued.push('x');
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    d.holdClaims(gate);
+    d.notify();
+    await flush();
+    d.queued.push('y');
+    d.notify();
+    release();
+    await flush();
+    await flush();
+    expect(d.claims).toEqual([3, 3, 2]);
+    expect(d.running.has('y')).toBe(true);
   });
 
   it('claims on every tick even without notifications', async () => {

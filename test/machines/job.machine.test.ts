@@ -36,7 +36,12 @@ interface Harness {
 }
 
 function start(
-  options: { renew?: (n: number) => Promise<RenewOutput>; hasHandler?: boolean; timeoutMs?: number } = {},
+  options: {
+    renew?: (n: number) => Promise<RenewOutput>;
+    hasHandler?: boolean;
+    timeoutMs?: number;
+    renewIntervalMs?: number;
+  } = {},
 ) {
   const clock = new SimulatedClock();
   const h: Harness = {
@@ -72,7 +77,11 @@ function start(
     },
   });
   const actor = createActor(machine, {
-    input: { ...input, timeoutMs: options.timeoutMs ?? input.timeoutMs },
+    input: {
+      ...input,
+      timeoutMs: options.timeoutMs ?? input.timeoutMs,
+      renewIntervalMs: options.renewIntervalMs ?? input.renewIntervalMs,
+    },
     clock,
   });
   actor.start();
@@ -89,7 +98,7 @@ async function advance(clock: SimulatedClock, ms: number, step = 1_000) {
 describe('job machine', () => {
   it('runs the handler and renews every renew interval while it runs', async () => {
     const { actor, h } = start();
-    expect(actor.getSnapshot().value).toEqual({ active: 'running' });
+    expect(actor.getSnapshot().value).toEqual({ active: { leased: 'running' } });
     await advance(h.clock, 35_000);
     expect(h.renewals).toEqual([10_000, 20_000, 30_000]);
     h.handler.finish({ state: 'success', message: 'done' });
@@ -136,22 +145,41 @@ describe('job machine', () => {
     let failing = true;
     const { h } = start({
       timeoutMs: 600_000,
+      renewIntervalMs: 5_000,
       renew: async () => {
         if (failing) throw new Error('connection refused');
         return { lease, cancelRequested: false };
       },
     });
-    await advance(h.clock, 20_000);
+    await advance(h.clock, 10_000);
     expect(h.renewals).toHaveLength(2);
     expect(h.aborts).toEqual([]);
     failing = false;
-    await advance(h.clock, 10_000);
+    await advance(h.clock, 5_000);
     failing = true;
-    await advance(h.clock, 20_000);
-    expect(h.aborts).toEqual([]);
     await advance(h.clock, 10_000);
+    expect(h.aborts).toEqual([]);
+    await advance(h.clock, 5_000);
     expect(h.aborts).toEqual(['renew-failed']);
     expect(h.finished).toEqual([{ reason: 'renew-failed', outcome: null }]);
+  });
+
+  it('stops the handler before the lease runs out when no renewal succeeds (a hung renewal)', async () => {
+    const { actor, h } = start({ timeoutMs: 600_000, renew: () => new Promise<RenewOutput>(() => {}) });
+    // Lease 30 s, margin min(3 s, 5 s): the holder gives up at 27 s, before anyone may reclaim.
+    await advance(h.clock, 26_000);
+    expect(h.aborts).toEqual([]);
+    expect(actor.getSnapshot().value).toEqual({ active: { leased: 'renewing' } });
+    await advance(h.clock, 1_000);
+    expect(h.aborts).toEqual(['lease-expired']);
+    expect(h.finished).toEqual([{ reason: 'lease-expired', outcome: null }]);
+  });
+
+  it('restarts the lease deadline after every successful renewal', async () => {
+    const { h } = start({ timeoutMs: 600_000 });
+    await advance(h.clock, 120_000);
+    expect(h.aborts).toEqual([]);
+    expect(h.renewals).toHaveLength(12);
   });
 
   it('aborts when a renewal reports a cancel request', async () => {
