@@ -2,6 +2,9 @@
 
 import { ValidationError } from '../errors.ts';
 
+/** setTimeout's limit; beyond it Node fires after 1 ms instead. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;
 
@@ -25,7 +28,14 @@ export function parseDuration(value: string, key: string, source = 'flag'): numb
   if (text.length === 0) {
     throw new ValidationError(key, `${key} (${source}): empty duration; use forms like 30s, 15m, 24h`);
   }
-  return Math.round(total);
+  const ms = Math.round(total);
+  if (ms > MAX_TIMER_MS) {
+    throw new ValidationError(
+      key,
+      `${key} (${source}): "${value}" is longer than the longest timer Node.js can set (about 24 days)`,
+    );
+  }
+  return ms;
 }
 
 export function formatDuration(ms: number): string {

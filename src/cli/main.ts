@@ -2,9 +2,9 @@
 // The `leasehold` command: parses flags, assembles the pieces, runs one command.
 // The only place that knows every box of the design.
 
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { LeaseholdError, NotFoundError, ValidationError } from '../errors.ts';
-import { FINAL_STATES, type FinalState, type HistoricJob, type Job } from '../store/job.ts';
+import { FINAL_STATES, type FinalState, type HistoricJob, type Job, MAX_PAGE_SIZE } from '../store/job.ts';
 import { buildNewJob, type EnqueueOptions, waitForJob } from './enqueue.ts';
 import { createLogger } from './logger.ts';
 import { openStore } from './openStore.ts';
@@ -18,6 +18,17 @@ import {
 import { age, cell, renderTable } from './table.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function pageLimit(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE_SIZE) {
+    throw new ValidationError(
+      '--limit',
+      `--limit: "${value}" must be a whole number from 1 to ${MAX_PAGE_SIZE}`,
+    );
+  }
+  return n;
+}
 
 function withConnectionOptions(command: Command): Command {
   return command
@@ -38,7 +49,9 @@ async function withStore<T>(
   fn: (store: Awaited<ReturnType<typeof openStore>>['store']) => Promise<T>,
 ) {
   const settings = connectionSettings(raw);
-  const log = createLogger(raw.logLevel ? settings.logLevel : 'warn', { fd: 2 });
+  // Quiet unless asked: the command's output is on stdout, its logs on stderr.
+  const asked = raw.logLevel !== undefined || process.env.LEASEHOLD_LOG_LEVEL !== undefined;
+  const log = createLogger(asked ? settings.logLevel : 'warn', { fd: 2 });
   const opened = await openStore(settings, log, 2);
   try {
     return await fn(opened.store);
@@ -200,7 +213,7 @@ Examples:
           ...(raw.namespace ? { namespace: raw.namespace } : {}),
           ...(raw.repository ? { repository: raw.repository } : {}),
           ...(raw.action ? { action: raw.action } : {}),
-          ...(raw.limit ? { limit: Number(raw.limit) } : {}),
+          ...(raw.limit ? { limit: pageLimit(raw.limit) } : {}),
         });
         if (raw.json) {
           process.stdout.write(`${JSON.stringify(page.items, null, 2)}\n`);
@@ -241,7 +254,7 @@ Examples:
           ...(raw.namespace ? { namespace: raw.namespace } : {}),
           ...(raw.repository ? { repository: raw.repository } : {}),
           ...(raw.state ? { state: raw.state } : {}),
-          ...(raw.limit ? { limit: Number(raw.limit) } : {}),
+          ...(raw.limit ? { limit: pageLimit(raw.limit) } : {}),
         });
         if (raw.json) {
           process.stdout.write(`${JSON.stringify(page.items, null, 2)}\n`);
@@ -280,11 +293,22 @@ Examples:
   return program;
 }
 
+/** Usage errors (unknown flag or command, bad choice, missing argument) exit 2, like bad input. */
+function exitOnUsageErrors(command: Command): void {
+  command.exitOverride();
+  for (const sub of command.commands) exitOnUsageErrors(sub);
+}
+
 export async function main(argv: string[]): Promise<void> {
   try {
-    await buildProgram().parseAsync(argv);
+    const program = buildProgram();
+    exitOnUsageErrors(program);
+    await program.parseAsync(argv);
   } catch (err) {
-    if (err instanceof ValidationError) {
+    if (err instanceof CommanderError) {
+      // Commander printed the message already; help and version are not errors.
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+    } else if (err instanceof ValidationError) {
       process.stderr.write(`leasehold: ${err.message}\n`);
       process.exitCode = 2;
     } else if (err instanceof LeaseholdError) {

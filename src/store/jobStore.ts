@@ -28,6 +28,13 @@ export type CancelOutcome =
   /** The job is leased: its holder will see the request on its next renew. */
   | { kind: 'requested'; job: Job };
 
+/** What a job-created notification says. */
+export interface JobCreated {
+  uid: string;
+  namespace: string;
+  action: string;
+}
+
 export interface JobStore {
   /** Inserts a queued job and notifies listeners. Throws AlreadyExistsError on a duplicate name. */
   enqueue(job: NewJob): Promise<Job>;
@@ -80,10 +87,11 @@ export interface JobStore {
   /** Deletes history rows finished more than `olderThanMs` ago (database clock). Returns how many. */
   pruneHistory(olderThanMs: number): Promise<number>;
 
-  /** Calls `listener` whenever a job is enqueued (by any process). Resolves to an unsubscribe. */
-  onJobCreated(
-    listener: (job: { uid: string; namespace: string; action: string }) => void,
-  ): Promise<() => Promise<void>>;
+  /**
+   * Calls `listener` whenever a job is enqueued (by any process). Resolves to an unsubscribe.
+   * `null` means notifications may have been missed (the listening connection was re-established).
+   */
+  onJobCreated(listener: (job: JobCreated | null) => void): Promise<() => Promise<void>>;
 
   /** The store's clock, epoch ms (the database's `now()` for postgres). */
   now(): Promise<number>;

@@ -164,6 +164,15 @@ describe('leasehold CLI against a running daemon', () => {
     const badDuration = await leasehold(['serve', ...db, '--lease-duration', 'soon']);
     expect(badDuration.code).toBe(2);
     expect(badDuration.stderr).toContain('--lease-duration (flag): "soon" is not a duration');
+    for (const usage of [
+      ['--bogus'],
+      ['serve', '--nope'],
+      ['history', '--state', 'meh'],
+      ['enqueue'],
+      ['jobs', '--limit', 'x'],
+    ]) {
+      expect((await leasehold(usage)).code, usage.join(' ')).toBe(2);
+    }
   });
 
   it('answers --help for every command', async () => {

@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AlreadyExistsError, LeaseLostError } from '../../src/errors.ts';
 import type { ClaimedJob, FinalState, HistoricJob, Job, Lease, NewJob } from '../../src/store/job.ts';
-import type { JobStore } from '../../src/store/jobStore.ts';
+import type { JobCreated, JobStore } from '../../src/store/jobStore.ts';
 import type { StoreHarness } from './storeHarness.ts';
 
 /** The lease most tests take. */
@@ -614,8 +614,8 @@ export function describeJobStoreContract(name: string, makeHarness: () => Promis
 
     describe('onJobCreated', () => {
       it('tells listeners about every enqueue until they unsubscribe', async () => {
-        const heard: { uid: string; namespace: string; action: string }[] = [];
-        const unsubscribe = await store.onJobCreated((job) => heard.push(job));
+        const heard: JobCreated[] = [];
+        const unsubscribe = await store.onJobCreated((job) => job && heard.push(job));
         const first = await store.enqueue(newJob({ action: 'pull' }));
         await vi.waitFor(() => expect(heard).toEqual([{ uid: first.uid, namespace: NS, action: 'pull' }]));
 
@@ -623,7 +623,7 @@ export function describeJobStoreContract(name: string, makeHarness: () => Promis
         const second = await store.enqueue(newJob());
         // A later job reaching a second listener means the first one would have heard `second` by now.
         const later: string[] = [];
-        const unsubscribeLater = await store.onJobCreated((job) => later.push(job.uid));
+        const unsubscribeLater = await store.onJobCreated((job) => job && later.push(job.uid));
         const third = await store.enqueue(newJob());
         await vi.waitFor(() => expect(later).toContain(third.uid));
         await unsubscribeLater();

@@ -27,6 +27,13 @@ describe('durations', () => {
     },
   );
 
+  it('rejects durations longer than a Node.js timer can wait', () => {
+    expect(parseDuration('24d', '--x')).toBe(24 * 86_400_000);
+    expect(() => parseDuration('600h', '--max-job-timeout')).toThrow(
+      /--max-job-timeout \(flag\): "600h" is longer/,
+    );
+  });
+
   it('formats back to the largest whole unit', () => {
     expect([0, 500, 30_000, 900_000, 86_400_000].map(formatDuration)).toEqual([
       '0',

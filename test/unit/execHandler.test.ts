@@ -73,6 +73,35 @@ describe('exec handler', () => {
     progress.close();
   });
 
+  it('kills background processes that ignore SIGTERM when aborted', async () => {
+    const controller = new AbortController();
+    const { ctx, messages, progress } = context(
+      { command: 'sh', args: ['-c', 'sh -c \'trap "" TERM; sleep 30\' & echo "stubborn $!"; wait'] },
+      controller.signal,
+    );
+    const running = execHandler.run(ctx);
+    while (!messages.some((m) => m.startsWith('stubborn'))) await new Promise((r) => setTimeout(r, 10));
+    const stubborn = Number(messages.find((m) => m.startsWith('stubborn'))?.split(' ')[1]);
+    await new Promise((r) => setTimeout(r, 50));
+    controller.abort(new Error('drain'));
+    await expect(running).rejects.toThrow(/was stopped/);
+    expect(alive(stubborn)).toBe(false);
+    progress.close();
+  }, 15_000);
+
+  it('finishes when the command exits even if a background process holds its output open', async () => {
+    const { ctx, messages, progress } = context({
+      command: 'sh',
+      args: ['-c', 'sleep 30 & echo "left behind $!"; exit 0'],
+    });
+    const started = Date.now();
+    await expect(execHandler.run(ctx)).resolves.toMatchObject({ state: 'success' });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    const leftBehind = Number(messages.find((m) => m.startsWith('left behind'))?.split(' ')[2]);
+    expect(alive(leftBehind)).toBe(false);
+    progress.close();
+  });
+
   it.each([
     [{}, 'spec.command'],
     [{ command: 'true', args: 'x' }, 'spec.args'],

@@ -2,7 +2,9 @@
 // progress messages, the exit code decides the outcome, and an abort kills the whole process group.
 
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ValidationError } from '../../errors.ts';
 import type { JsonObject } from '../../store/job.ts';
 import type { Handler, HandlerContext, HandlerResult } from '../handler.ts';
@@ -61,30 +63,50 @@ export const execHandler: Handler = {
       if (stderrTail.length > STDERR_TAIL) stderrTail.shift();
     });
 
-    let killTimer: NodeJS.Timeout | undefined;
-    const killGroup = (signal: NodeJS.Signals) => {
-      if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    // The group outlives its leader when the command leaves background processes behind; those
+    // are the job's too, and end with it.
+    const pid = child.pid;
+    const groupAlive = () => {
+      if (pid === undefined) return false;
       try {
-        process.kill(-child.pid, signal);
+        process.kill(-pid, 0);
+        return true;
       } catch {
-        // Already gone.
+        return false;
       }
     };
-    const onAbort = () => {
-      killGroup('SIGTERM');
-      killTimer = setTimeout(() => killGroup('SIGKILL'), KILL_GRACE_MS);
-      killTimer.unref();
+    let stopping: Promise<void> | undefined;
+    const stopGroup = () => {
+      stopping ??= (async () => {
+        if (pid === undefined || !groupAlive()) return;
+        process.kill(-pid, 'SIGTERM');
+        const deadline = Date.now() + KILL_GRACE_MS;
+        while (groupAlive() && Date.now() < deadline) await sleep(50);
+        if (groupAlive()) {
+          try {
+            process.kill(-pid, 'SIGKILL');
+          } catch {
+            // Gone in the meantime.
+          }
+        }
+      })();
+      return stopping;
     };
+    const onAbort = () => void stopGroup();
     if (ctx.signal.aborted) onAbort();
     else ctx.signal.addEventListener('abort', onAbort, { once: true });
 
     try {
+      // `exit`, not `close`: a background process holding stdout open must not keep the job running.
       const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
         (resolve, reject) => {
           child.once('error', reject);
-          child.once('close', (code, signal) => resolve({ code, signal }));
+          child.once('exit', (code, signal) => resolve({ code, signal }));
         },
       );
+      // Let the last lines through, then end whatever the command left running.
+      await Promise.race([once(child, 'close'), sleep(200)]);
+      await stopGroup();
       if (ctx.signal.aborted)
         throw new Error(`${spec.command} was stopped: ${String(ctx.signal.reason ?? 'aborted')}`);
       if (code === 0) return { state: 'success', message: `${spec.command} exited with code 0` };
@@ -92,7 +114,8 @@ export const execHandler: Handler = {
       throw Object.assign(new Error(`${spec.command} ${how}`), { details: stderrTail });
     } finally {
       ctx.signal.removeEventListener('abort', onAbort);
-      if (killTimer) clearTimeout(killTimer);
+      child.stdout.destroy();
+      child.stderr.destroy();
     }
   },
 };

@@ -79,6 +79,15 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       CREATE INDEX history_labels_idx ON ${tables.history} USING gin (labels jsonb_path_ops);
     `,
   },
+  {
+    id: 2,
+    name: 'index for the exhausted-job sweep',
+    // The sweep runs on every tick of every replica; without this it scans the whole queue.
+    sql: ({ tables, schema }) => `
+      CREATE INDEX IF NOT EXISTS jobs_sweep_idx ON ${tables.jobs} (uid)
+        WHERE attempts >= max_attempts OR cancel_requested;
+      COMMENT ON INDEX "${schema}".jobs_sweep_idx IS 'leasehold: sweepExhausted';`,
+  },
 ]);
 
 /** Applies the migrations this schema lacks. Returns the ids applied by this call. */

@@ -11,7 +11,7 @@ export interface JobCreated {
   action: string;
 }
 
-export type JobCreatedListener = (job: JobCreated) => void;
+export type JobCreatedListener = (job: JobCreated | null) => void;
 
 export interface NotificationListenerOptions {
   connectionString: string;
@@ -117,7 +117,17 @@ export class NotificationListener {
     }
     this.#client = client;
     this.#failures = 0;
-    if (this.#connectedOnce) this.#log.info('LISTEN connection re-established');
+    if (this.#connectedOnce) {
+      this.#log.info('LISTEN connection re-established');
+      // Jobs created while the connection was down sent notifications nobody heard: say so once.
+      for (const listener of this.#listeners) {
+        try {
+          listener(null);
+        } catch (err) {
+          this.#log.warn({ err }, 'job-created listener threw');
+        }
+      }
+    }
     this.#connectedOnce = true;
   }
 

@@ -95,6 +95,13 @@ export class PostgresJobStore implements JobStore {
       connectionString: options.connectionString,
       max: options.poolSize ?? DEFAULT_POOL_SIZE,
       application_name: 'leasehold',
+      // A dead connection must fail a query, not hang it: a hung renewal would otherwise keep a
+      // handler running past its lease (the job machine's lease deadline is the second guard).
+      keepAlive: true,
+      connectionTimeoutMillis: 10_000,
+      query_timeout: 30_000,
+      statement_timeout: 30_000,
+      idle_in_transaction_session_timeout: 30_000,
     });
     // An idle client losing its connection emits on the pool; unhandled, that would crash the process.
     pool.on('error', (err) => logger.warn({ err }, 'idle database connection failed'));
