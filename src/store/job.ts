@@ -12,6 +12,8 @@
 // - history:   finished jobs, read-only, pruned by age. `complete` moves a job there atomically.
 // - resourceVersion: bumped by every change to a job's status; status writes are conditional on it.
 
+import { ValidationError } from '../errors.ts';
+
 export const JobState = Object.freeze({
   pending: 'pending',
   working: 'working',
@@ -157,6 +159,21 @@ export interface Page<T> {
 export const DEFAULT_MAX_ATTEMPTS = 3;
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
+
+/**
+ * The page size a filter asks for: DEFAULT_PAGE_SIZE when absent, clamped to MAX_PAGE_SIZE; not a
+ * whole number of at least 1 → a validation error. Both stores page by this rule.
+ */
+export function pageSize(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_PAGE_SIZE;
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new ValidationError(
+      'limit',
+      `limit must be a whole number from 1 to ${MAX_PAGE_SIZE}, got ${limit}`,
+    );
+  }
+  return Math.min(limit, MAX_PAGE_SIZE);
+}
 
 export function pendingStatus(): JobStatus {
   return { state: JobState.pending, message: '', errors: [], warnings: [], progress: 0, summary: [] };

@@ -3,7 +3,7 @@
 // the store's own clock (`store.now()`), never assumed exact.
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { AlreadyExistsError, LeaseLostError } from '../../src/errors.ts';
+import { AlreadyExistsError, LeaseLostError, ValidationError } from '../../src/errors.ts';
 import type { ClaimedJob, FinalState, HistoricJob, Job, Lease, NewJob } from '../../src/store/job.ts';
 import type { JobCreated, JobStore } from '../../src/store/jobStore.ts';
 import type { StoreHarness } from './storeHarness.ts';
@@ -172,6 +172,13 @@ export function describeJobStoreContract(name: string, makeHarness: () => Promis
         expect(await uids({ labels: { team: 'x' } })).toEqual([a.uid, b.uid]);
         expect(await uids({ labels: { team: 'x', env: 'prod' } })).toEqual([a.uid]);
         expect(await uids({ namespace: 'team-b', repository: 'r2' })).toEqual([]);
+      });
+
+      it('refuses a page size that is not a whole number of at least 1', async () => {
+        for (const limit of [0, -1, 2.5]) {
+          await expect(store.list({ limit })).rejects.toBeInstanceOf(ValidationError);
+          await expect(store.listHistory({ limit })).rejects.toBeInstanceOf(ValidationError);
+        }
       });
 
       it('pages through every job exactly once', async () => {

@@ -6,7 +6,6 @@ import { AlreadyExistsError, ConflictError, LeaseLostError, ValidationError } fr
 import {
   type ClaimedJob,
   DEFAULT_MAX_ATTEMPTS,
-  DEFAULT_PAGE_SIZE,
   FINAL_STATES,
   type FinalStatus,
   FinishReason,
@@ -17,9 +16,9 @@ import {
   JobState,
   type JobStatus,
   type Lease,
-  MAX_PAGE_SIZE,
   type NewJob,
   type Page,
+  pageSize,
   pendingStatus,
   type StatusPatch,
 } from '../job.ts';
@@ -382,14 +381,6 @@ function paginate<T>(
     items: page.map(({ item }) => structuredClone(item)),
     ...(more && last ? { continue: encodeCursor(last.key) } : {}),
   };
-}
-
-function pageSize(limit: number | undefined): number {
-  if (limit === undefined) return DEFAULT_PAGE_SIZE;
-  if (!Number.isInteger(limit) || limit < 1) {
-    throw new ValidationError('limit', `limit must be a positive integer, got ${limit}`);
-  }
-  return Math.min(limit, MAX_PAGE_SIZE);
 }
 
 function encodeCursor(key: SortKey): string {

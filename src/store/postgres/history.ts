@@ -1,7 +1,8 @@
 // Reading and pruning history: by uid, page by page newest first, and deleting by age.
 
 import type { HistoricJob, HistoryFilter, Page } from '../job.ts';
-import { decodeCursor, encodeCursor, pageSize } from './pageCursor.ts';
+import { pageSize } from '../job.ts';
+import { decodeCursor, encodeCursor } from './pageCursor.ts';
 import { HISTORY_COLUMNS, type HistoryRow, isUuid, toHistoricJob } from './rows.ts';
 import type { StoreContext } from './storeContext.ts';
 

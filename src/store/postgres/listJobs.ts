@@ -1,7 +1,8 @@
 // Reading queued jobs: by uid, by name, and page by page oldest first.
 
 import type { Job, JobFilter, Page } from '../job.ts';
-import { decodeCursor, encodeCursor, pageSize } from './pageCursor.ts';
+import { pageSize } from '../job.ts';
+import { decodeCursor, encodeCursor } from './pageCursor.ts';
 import { isUuid, JOB_COLUMNS, type JobRow, toJob } from './rows.ts';
 import type { StoreContext } from './storeContext.ts';
 

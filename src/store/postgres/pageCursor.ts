@@ -2,7 +2,6 @@
 // timestamp, exact, and the uid as tiebreaker), so the next page starts right after it (keyset).
 
 import { ValidationError } from '../../errors.ts';
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../job.ts';
 
 export interface PageCursor {
   /** Epoch microseconds of the sort timestamp, as a decimal string (exceeds 2^53 as a number). */
@@ -26,13 +25,4 @@ export function decodeCursor(text: string): PageCursor {
     // fall through
   }
   throw new ValidationError('continue', 'continue token is not one this store handed out');
-}
-
-/** The page size asked for, within 1..MAX_PAGE_SIZE. */
-export function pageSize(limit: number | undefined): number {
-  if (limit === undefined) return DEFAULT_PAGE_SIZE;
-  if (!Number.isFinite(limit)) {
-    throw new ValidationError('limit', `limit must be a number between 1 and ${MAX_PAGE_SIZE}`);
-  }
-  return Math.min(MAX_PAGE_SIZE, Math.max(1, Math.floor(limit)));
 }
