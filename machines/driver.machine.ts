@@ -36,6 +36,8 @@ export interface DriverMachineContext extends DriverMachineInput {
   /** Work may be waiting: a notification or tick arrived, or the last claim filled every free slot. */
   mayHaveWork: boolean;
   claimFailures: number;
+  /** What the claim under way asked for: its free slots when it started. */
+  claimLimit: number;
 }
 
 export type DriverMachineEvent =
@@ -91,16 +93,18 @@ export const driverMachine = setup({
       }
       enqueue.assign({
         inFlight: context.inFlight + claimed.length,
-        // A claim that filled every free slot may have left more behind; a notification that came
-        // while the claim ran (mayHaveWork set again since `claiming` cleared it) may be newer than it.
-        mayHaveWork:
-          context.mayHaveWork ||
-          (claimed.length > 0 && claimed.length >= context.capacity - context.inFlight),
+        // A claim that got all it asked for may have left more behind (compare with what it asked
+        // for: slots freed while it ran make the free count larger); a notification that came
+        // while it ran (mayHaveWork set again since `claiming` cleared it) may be newer than it.
+        mayHaveWork: context.mayHaveWork || (claimed.length > 0 && claimed.length >= context.claimLimit),
         claimFailures: 0,
       });
     }),
     markWorkAvailable: assign({ mayHaveWork: true }),
-    clearWorkAvailable: assign({ mayHaveWork: false }),
+    startClaim: assign({
+      mayHaveWork: false,
+      claimLimit: ({ context }) => context.capacity - context.inFlight,
+    }),
     countJobFinished: assign({ inFlight: ({ context }) => Math.max(0, context.inFlight - 1) }),
     /** A finished child stays in the snapshot until stopped: without this a daemon keeps every actor it ever ran. */
     removeJobActor: stopChild(({ event }) => event.type.replace(/^xstate\.(done|error)\.actor\./, '')),
@@ -126,7 +130,7 @@ export const driverMachine = setup({
   },
 }).createMachine({
   id: 'driver',
-  context: ({ input }) => ({ ...input, inFlight: 0, mayHaveWork: true, claimFailures: 0 }),
+  context: ({ input }) => ({ ...input, inFlight: 0, mayHaveWork: true, claimFailures: 0, claimLimit: 0 }),
   initial: 'starting',
   states: {
     starting: {
@@ -158,11 +162,11 @@ export const driverMachine = setup({
           },
         },
         claiming: {
-          entry: 'clearWorkAvailable',
+          entry: 'startClaim',
           invoke: {
             src: 'claimJobs',
             input: ({ context }) => ({
-              limit: context.capacity - context.inFlight,
+              limit: context.claimLimit,
               leaseMs: context.leaseMs,
             }),
             onDone: { target: 'idle', actions: 'spawnJobActors' },

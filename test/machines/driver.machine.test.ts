@@ -175,6 +175,31 @@ describe('driver machine', () => {
     expect(d.running.has('y')).toBe(true);
   });
 
+  it('keeps claiming through a backlog when slots free while a claim runs', async () => {
+    const d = start(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']);
+    await flush();
+    expect(d.claims).toEqual([3]);
+    // One slot frees: a claim for 1 starts and is slow; meanwhile the two other jobs finish.
+    let release: () => void = () => {};
+    d.holdClaims(
+      new Promise<void>((resolve) => {
+        release = resolve;
+      }),
+    );
+    d.finish('a');
+    await flush();
+    expect(d.claims).toEqual([3, 1]);
+    d.finish('b');
+    d.finish('c');
+    release();
+    await flush();
+    await flush();
+    // The claim got all it asked for, so there may be more: claim the two free slots at once,
+    // without waiting for a tick.
+    expect(d.claims).toEqual([3, 1, 2]);
+    expect([...d.running.keys()]).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
+  });
+
   it('claims on every tick even without notifications', async () => {
     const d = start([]);
     await flush();
