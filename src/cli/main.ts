@@ -4,9 +4,11 @@
 
 import { Command, CommanderError, Option } from 'commander';
 import { LeaseholdError, NotFoundError, ValidationError } from '../errors.ts';
+import { inspectorSettings, type RawInspectorOptions } from '../inspect/inspector.ts';
 import { FINAL_STATES, type FinalState, type HistoricJob, type Job, MAX_PAGE_SIZE } from '../store/job.ts';
 import { buildNewJob, type EnqueueOptions, waitForJob } from './enqueue.ts';
 import { createLogger } from './logger.ts';
+import { addMachinesCommand } from './machinesCommand.ts';
 import { openStore } from './openStore.ts';
 import { serve } from './serve.ts';
 import {
@@ -140,11 +142,20 @@ Examples:
         '--history-expiration <duration>',
         'prune history older than this; 0 keeps it forever (default 0)',
       )
-      .option('--worker-id <id>', 'lease owner name of this daemon (default <host>-<pid>-<random>)'),
-  ).action(async (raw: RawServeOptions) => {
+      .option('--worker-id <id>', 'lease owner name of this daemon (default <host>-<pid>-<random>)')
+      .option(
+        '--listen <host:port>',
+        'address of the HTTP API, health and metrics (env LEASEHOLD_LISTEN; default 127.0.0.1:6446; port 0 picks one)',
+      )
+      .option('--inspect', 'stream every actor to Stately’s XState inspector (env LEASEHOLD_INSPECT)')
+      .option(
+        '--inspect-port <port>',
+        'port of the inspector page on 127.0.0.1 (env LEASEHOLD_INSPECT_PORT; default 5678)',
+      ),
+  ).action(async (raw: RawServeOptions & RawInspectorOptions) => {
     const settings = serveSettings(raw);
     const log = createLogger(settings.logLevel, { fd: 1 });
-    process.exitCode = await serve(settings, log);
+    process.exitCode = await serve(settings, log, inspectorSettings(raw));
   });
 
   withConnectionOptions(
@@ -289,6 +300,8 @@ Examples:
       );
     });
   });
+
+  addMachinesCommand(program);
 
   return program;
 }

@@ -26,7 +26,17 @@ export interface ServeSettings extends ConnectionSettings {
   drainTimeoutMs: number;
   historyExpirationMs: number;
   workerId: string;
+  /** Where the HTTP API listens. */
+  listen: ListenAddress;
 }
+
+export interface ListenAddress {
+  host: string;
+  /** 0 picks a free port (tests); the bound address is logged. */
+  port: number;
+}
+
+export const DEFAULT_LISTEN = '127.0.0.1:6446';
 
 export interface RawConnectionOptions {
   dataDir?: string;
@@ -45,6 +55,7 @@ export interface RawServeOptions extends RawConnectionOptions {
   drainTimeout?: string;
   historyExpiration?: string;
   workerId?: string;
+  listen?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -83,6 +94,23 @@ function positiveInt(
     );
   }
   return n;
+}
+
+/**
+ * `host:port`, `[ipv6]:port`, or `:port` for every interface (as Go servers write it). Port 0
+ * lets the system pick one.
+ */
+export function parseListenAddress(value: string, key = '--listen', source = 'flag'): ListenAddress {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(value.trim());
+  const port = Number(match?.[3]);
+  if (!match || !Number.isInteger(port) || port > 65_535) {
+    throw new ValidationError(
+      key,
+      `${key} (${source}): "${value}" must be host:port (e.g. ${DEFAULT_LISTEN}, [::1]:6446, :6446), port 0-65535`,
+    );
+  }
+  const host = match[1] ?? match[2] ?? '';
+  return { host: host === '' ? '0.0.0.0' : host, port };
 }
 
 export function connectionSettings(raw: RawConnectionOptions, env: Env = process.env): ConnectionSettings {
@@ -157,5 +185,11 @@ export function serveSettings(raw: RawServeOptions, env: Env = process.env): Ser
     workerId:
       pick(raw.workerId, env, 'LEASEHOLD_WORKER_ID')?.value ??
       `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    listen: listenSetting(raw.listen, env),
   };
+}
+
+function listenSetting(flag: string | undefined, env: Env): ListenAddress {
+  const picked = pick(flag, env, 'LEASEHOLD_LISTEN');
+  return parseListenAddress(picked?.value ?? DEFAULT_LISTEN, '--listen', picked?.source ?? 'default');
 }

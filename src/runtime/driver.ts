@@ -4,10 +4,12 @@
 import type { Logger } from 'pino';
 import { type Actor, createActor, fromCallback, fromPromise, type InspectionEvent, toPromise } from 'xstate';
 import { type ClaimedJobRef, driverMachine } from '../../machines/driver.machine.ts';
+import type { JobMachineOutput } from '../../machines/job.types.ts';
 import type { JobStore } from '../store/jobStore.ts';
 import type { CpuPool } from './cpuPool.ts';
 import type { HandlerRegistry } from './handlerRegistry.ts';
 import { createJobActorLogic } from './jobActor.ts';
+import { type JobEnd, jobEnd, noRuntimeMetrics, type RuntimeMetrics } from './metrics.ts';
 import type { ProgressThrottle } from './progressRecorder.ts';
 
 export interface DriverSettings {
@@ -32,6 +34,8 @@ export interface DriverDeps {
   /** This worker's id; lease owner of everything it claims. */
   owner: string;
   inspect?: (event: InspectionEvent) => void;
+  /** Prometheus counters and timings; nothing is recorded when absent. */
+  metrics?: RuntimeMetrics;
 }
 
 export interface Driver {
@@ -45,6 +49,16 @@ export interface Driver {
 export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver {
   const log = deps.log.child({ component: 'driver', owner: deps.owner });
   let lastSweep = Number.NEGATIVE_INFINITY;
+  const metrics = deps.metrics ?? noRuntimeMetrics;
+  // Per job actor (keyed like its id, `<uid>.<token>`): its action and when it was claimed, for metrics.
+  const running = new Map<string, { action: string; claimedAt: number }>();
+  const endOfActor = (eventType: string, end: JobEnd) => {
+    const key = eventType.replace(/^xstate\.(done|error)\.actor\.job\./, '');
+    const started = running.get(key);
+    if (!started) return;
+    running.delete(key);
+    metrics.finished(started.action, end, (performance.now() - started.claimedAt) / 1000);
+  };
 
   const sweep = async () => {
     lastSweep = Date.now();
@@ -57,6 +71,7 @@ export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver
     handlers: deps.handlers,
     cpu: deps.cpu,
     log: deps.log,
+    metrics,
     ...(settings.throttle ? { throttle: settings.throttle } : {}),
   });
 
@@ -84,7 +99,13 @@ export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver
       claimJobs: fromPromise<ClaimedJobRef[], { limit: number; leaseMs: number }>(
         async ({ input, signal }) => {
           if (Date.now() - lastSweep >= settings.jobIntervalMs) await sweep();
+          const claimStarted = performance.now();
           const claimed = await deps.store.claim(deps.owner, input.limit, input.leaseMs);
+          const claimedAt = performance.now();
+          metrics.claimed(
+            claimed.map((job) => job.action),
+            (claimedAt - claimStarted) / 1000,
+          );
           if (signal.aborted) {
             // The driver left `claiming` (a drain) while the claim ran: nobody will run these jobs
             // here, so give them back at once rather than letting their leases run out.
@@ -92,6 +113,8 @@ export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver
             return [];
           }
           if (claimed.length > 0) log.debug({ jobs: claimed.length }, 'claimed jobs');
+          for (const job of claimed)
+            running.set(`${job.uid}.${job.lease.token}`, { action: job.action, claimedAt });
           // The machine reads uid/namespace/name/action; the handler gets the whole job.
           return claimed.map(({ lease, ...rest }) => ({ job: rest, lease }));
         },
@@ -99,17 +122,9 @@ export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver
     },
     actions: {
       reportJobFinished: ({ event }) => {
-        const output = (
-          event as {
-            output?: {
-              uid: string;
-              end: string;
-              outcome: { state: string } | null;
-              abortReason: string | null;
-            };
-          }
-        ).output;
+        const output = (event as { output?: JobMachineOutput }).output;
         if (output) {
+          endOfActor(event.type, jobEnd(output));
           log.info(
             {
               job: output.uid,
@@ -123,11 +138,13 @@ export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver
       },
       reportClaimFailure: ({ event }) =>
         log.error({ err: (event as { error?: unknown }).error }, 'claim failed; backing off'),
-      reportJobActorFailure: ({ event }) =>
+      reportJobActorFailure: ({ event }) => {
+        endOfActor(event.type, 'failed');
         log.error(
           { err: (event as { error?: unknown }).error },
           'a job actor failed; its lease will expire and the job run again',
-        ),
+        );
+      },
       reportDrainTimeout: () => log.warn('drain timed out; leases of jobs still running will expire'),
     },
   });
@@ -149,6 +166,7 @@ export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver
 
   let failure: unknown;
   actor.subscribe({ error: (err) => (failure = err) });
+  const untrackInFlight = metrics.trackInFlight(() => actor.getSnapshot().context.inFlight);
 
   return {
     actor,
@@ -157,6 +175,7 @@ export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver
       if (actor.getSnapshot().status !== 'active') return;
       actor.send({ type: 'driver.drain' });
       await toPromise(actor).catch(() => undefined);
+      untrackInFlight();
     },
   };
 }

@@ -19,6 +19,7 @@ import { FinishReason, type Job, type Lease } from '../store/job.ts';
 import type { JobStore } from '../store/jobStore.ts';
 import type { CpuPool } from './cpuPool.ts';
 import type { HandlerRegistry } from './handlerRegistry.ts';
+import { noRuntimeMetrics, type RuntimeMetrics } from './metrics.ts';
 import {
   type ProgressRecorder,
   type ProgressThrottle,
@@ -31,6 +32,7 @@ export interface JobActorDeps {
   cpu: CpuPool;
   log: Logger;
   throttle?: ProgressThrottle;
+  metrics?: RuntimeMetrics;
   /** Completion retries on errors other than a lost lease (the final status must not be dropped). */
   completeRetries?: number;
   completeRetryMs?: number;
@@ -68,6 +70,7 @@ export function createJobActorLogic(deps: JobActorDeps) {
   const retries = deps.completeRetries ?? 5;
   const retryMs = deps.completeRetryMs ?? 500;
   const now = deps.now ?? Date.now;
+  const metrics = deps.metrics ?? noRuntimeMetrics;
 
   // Keyed by lease token, not uid: a job claimed again while its previous actor still stops has two.
   const dropRecorder = (lease: JobLease) => {
@@ -159,6 +162,7 @@ export function createJobActorLogic(deps: JobActorDeps) {
 
       renewLease: fromPromise<RenewOutput, RenewLeaseInput>(async ({ input }) => {
         const renewed = await deps.store.renew(input.lease, input.leaseMs);
+        metrics.leaseRenewed();
         return {
           lease: {
             uid: renewed.uid,
@@ -211,11 +215,13 @@ export function createJobActorLogic(deps: JobActorDeps) {
       }),
     },
     actions: {
-      reportAbort: ({ context }) =>
-        deps.log.warn(
-          { job: context.job.uid, reason: context.abortReason },
-          'job aborted; waiting for its handler to stop',
-        ),
+      reportAbort: ({ context }) => {
+        const reason = context.abortReason;
+        if (reason === 'lease-lost' || reason === 'lease-expired' || reason === 'renew-failed') {
+          metrics.leaseLost(reason);
+        }
+        deps.log.warn({ job: context.job.uid, reason }, 'job aborted; waiting for its handler to stop');
+      },
       reportCompletionFailure: ({ context, event }) => {
         const err = (event as { error?: unknown }).error;
         if (isLeaseLost(err)) {

@@ -148,6 +148,14 @@ export interface JobFilter {
 
 export interface HistoryFilter extends Omit<JobFilter, 'action'> {
   state?: FinalState;
+  /** Only runs of the job with this name (a name is reused once its job is in history). */
+  name?: string;
+}
+
+/** How many jobs wait in the queue and how many are being worked (a live lease), right now. */
+export interface QueueDepth {
+  queued: number;
+  running: number;
 }
 
 export interface Page<T> {

@@ -13,6 +13,7 @@ import type {
   Lease,
   NewJob,
   Page,
+  QueueDepth,
   StatusPatch,
 } from './job.ts';
 
@@ -43,6 +44,8 @@ export interface JobStore {
   getByName(namespace: string, name: string): Promise<Job | null>;
   /** Oldest first. */
   list(filter?: JobFilter): Promise<Page<Job>>;
+  /** Queued and running jobs, counted in one cheap query (the queue-depth gauge reads it on scrape). */
+  countJobs(): Promise<QueueDepth>;
 
   /**
    * Leases up to `limit` claimable jobs to `owner` for `leaseMs` (database clock): jobs never

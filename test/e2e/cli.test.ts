@@ -35,11 +35,15 @@ function leasehold(args: string[], env: NodeJS.ProcessEnv = envWithoutDatabase):
 
 function serve(args: string[]): ChildProcess & { output: () => string } {
   const chunks: string[] = [];
-  const child = spawn(process.execPath, ['bin/leasehold.js', 'serve', '--job-interval', '1s', ...args], {
-    cwd: root,
-    env: envWithoutDatabase,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['bin/leasehold.js', 'serve', '--job-interval', '1s', '--listen', '127.0.0.1:0', ...args],
+    {
+      cwd: root,
+      env: envWithoutDatabase,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   child.stdout.on('data', (c: Buffer) => chunks.push(c.toString()));
   child.stderr.on('data', (c: Buffer) => chunks.push(c.toString()));
   return Object.assign(child, { output: () => chunks.join('') });

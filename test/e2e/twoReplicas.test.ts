@@ -30,6 +30,8 @@ function startReplica(url: string, schema: string, workerId: string): ChildProce
       '500ms',
       '--log-level',
       'info',
+      '--listen',
+      '127.0.0.1:0',
     ],
     { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
   ) as ChildProcess & { output: string[] };

@@ -196,6 +196,17 @@ export function describeJobStoreContract(name: string, makeHarness: () => Promis
         expect(sizes).toEqual([3, 3, 1]);
         expect(seen).toEqual(uids);
       });
+
+      it('countJobs counts queued jobs and jobs with a live lease', async () => {
+        expect(await store.countJobs()).toEqual({ queued: 0, running: 0 });
+        const a = await store.enqueue(newJob());
+        await store.enqueue(newJob({ namespace: 'team-b' }));
+        await store.enqueue(newJob());
+        await claimOnly('worker-a', a.uid);
+        expect(await store.countJobs()).toEqual({ queued: 2, running: 1 });
+        await harness.expireLeases();
+        expect(await store.countJobs()).toEqual({ queued: 3, running: 0 });
+      });
     });
 
     describe('claim', () => {
@@ -590,6 +601,16 @@ export function describeJobStoreContract(name: string, makeHarness: () => Promis
         expect(await uids({ state: 'error' })).toEqual([b.uid]);
         expect(await uids({ namespace: 'team-b', state: 'warning' })).toEqual([c.uid]);
         expect(await uids({ namespace: 'team-b', state: 'success' })).toEqual([]);
+      });
+
+      it('filters by name: every run of a reused name, newest first', async () => {
+        const first = await finish(newJob({ name: 'nightly' }));
+        await finish(newJob());
+        const second = await finish(newJob({ name: 'nightly' }), 'error');
+        const page = await store.listHistory({ namespace: NS, name: 'nightly' });
+        expect(page.items.map((row) => row.uid)).toEqual([second.uid, first.uid]);
+        expect((await store.listHistory({ name: 'nightly', limit: 1 })).items[0]?.uid).toBe(second.uid);
+        expect((await store.listHistory({ name: 'never' })).items).toEqual([]);
       });
 
       it('pages through every row exactly once, newest first', async () => {

@@ -48,6 +48,19 @@ describe('exec handler', () => {
     progress.close();
   });
 
+  it('reads its options from an exec block too (the HTTP API shape)', async () => {
+    const { ctx, messages, progress } = context({
+      action: 'exec',
+      exec: { command: 'sh', args: ['-c', 'echo from-block'] },
+    });
+    await expect(execHandler.run(ctx)).resolves.toMatchObject({ state: 'success' });
+    expect(messages).toContain('from-block');
+    progress.close();
+    const bad = context({ action: 'exec', exec: { command: '' } });
+    await expect(execHandler.run(bad.ctx)).rejects.toMatchObject({ field: 'spec.exec.command' });
+    bad.progress.close();
+  });
+
   it('fails on a non-zero exit code, keeping the tail of stderr', async () => {
     const { ctx, progress } = context({ command: 'sh', args: ['-c', 'echo broken >&2; exit 3'] });
     const failure = execHandler.run(ctx);

@@ -21,13 +21,25 @@ const KILL_GRACE_MS = 5_000;
 /** Lines of stderr kept for the job's errors when the command fails. */
 const STDERR_TAIL = 20;
 
-export function parseExecSpec(spec: JsonObject): ExecSpec {
+/**
+ * The exec options of a job spec: the spec itself (`leasehold enqueue exec --spec '{"command":…}'`)
+ * or its `exec` block (`POST …/jobs` with `{"action":"exec","exec":{"command":…}}`). `path` names
+ * the options in messages.
+ */
+export function execOptions(spec: JsonObject): { options: JsonObject; path: string } {
+  const block = spec.exec;
+  return typeof block === 'object' && block !== null && !Array.isArray(block)
+    ? { options: block, path: 'spec.exec' }
+    : { options: spec, path: 'spec' };
+}
+
+export function parseExecSpec(spec: JsonObject, path = 'spec'): ExecSpec {
   const { command, args = [], env = {}, cwd } = spec;
   if (typeof command !== 'string' || command.length === 0) {
-    throw new ValidationError('spec.command', 'exec: spec.command must be a non-empty string');
+    throw new ValidationError(`${path}.command`, `exec: ${path}.command must be a non-empty string`);
   }
   if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) {
-    throw new ValidationError('spec.args', 'exec: spec.args must be an array of strings');
+    throw new ValidationError(`${path}.args`, `exec: ${path}.args must be an array of strings`);
   }
   if (
     typeof env !== 'object' ||
@@ -35,10 +47,10 @@ export function parseExecSpec(spec: JsonObject): ExecSpec {
     Array.isArray(env) ||
     !Object.values(env).every((v) => typeof v === 'string')
   ) {
-    throw new ValidationError('spec.env', 'exec: spec.env must be an object of string values');
+    throw new ValidationError(`${path}.env`, `exec: ${path}.env must be an object of string values`);
   }
   if (cwd !== undefined && typeof cwd !== 'string') {
-    throw new ValidationError('spec.cwd', 'exec: spec.cwd must be a string');
+    throw new ValidationError(`${path}.cwd`, `exec: ${path}.cwd must be a string`);
   }
   return { command, args: args as string[], env: env as Record<string, string>, ...(cwd ? { cwd } : {}) };
 }
@@ -46,7 +58,8 @@ export function parseExecSpec(spec: JsonObject): ExecSpec {
 export const execHandler: Handler = {
   action: 'exec',
   async run(ctx: HandlerContext): Promise<HandlerResult> {
-    const spec = parseExecSpec(ctx.job.spec);
+    const { options, path } = execOptions(ctx.job.spec);
+    const spec = parseExecSpec(options, path);
     ctx.progress.message(`running ${spec.command}`);
     const child = spawn(spec.command, spec.args, {
       cwd: spec.cwd,

@@ -20,6 +20,7 @@ import {
   type Page,
   pageSize,
   pendingStatus,
+  type QueueDepth,
   type StatusPatch,
 } from '../job.ts';
 import type { CancelOutcome, JobStore, RenewedLease } from '../jobStore.ts';
@@ -114,6 +115,13 @@ export class MemoryJobStore implements JobStore {
       .map(({ job, seq }) => ({ item: job, key: [job.createdAt, seq] as SortKey }))
       .sort((a, b) => compareKeys(a.key, b.key));
     return paginate(entries, filter, 'ascending');
+  }
+
+  async countJobs(): Promise<QueueDepth> {
+    const now = this.#clock();
+    let running = 0;
+    for (const { job } of this.#jobs.values()) if (isLive(job.lease, now)) running += 1;
+    return { queued: this.#jobs.size - running, running };
   }
 
   async claim(
@@ -251,7 +259,9 @@ export class MemoryJobStore implements JobStore {
     const entries = [...this.#history.values()]
       .filter(
         ({ row }) =>
-          matchesJob(row, filter) && (filter.state === undefined || row.status.state === filter.state),
+          matchesJob(row, filter) &&
+          (filter.state === undefined || row.status.state === filter.state) &&
+          (filter.name === undefined || row.name === filter.name),
       )
       .map(({ row, seq }) => ({ item: row, key: [row.finishedAt, seq] as SortKey }))
       .sort((a, b) => compareKeys(b.key, a.key));

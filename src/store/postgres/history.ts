@@ -31,6 +31,7 @@ export async function listHistory(
   if (filter.namespace !== undefined) conditions.push(`namespace = ${bind(filter.namespace)}`);
   if (filter.repository !== undefined) conditions.push(`repository = ${bind(filter.repository)}`);
   if (filter.state !== undefined) conditions.push(`status->>'state' = ${bind(filter.state)}`);
+  if (filter.name !== undefined) conditions.push(`name = ${bind(filter.name)}`);
   if (filter.labels !== undefined && Object.keys(filter.labels).length > 0) {
     conditions.push(`labels @> ${bind(JSON.stringify(filter.labels))}::jsonb`);
   }

@@ -1,6 +1,6 @@
 // Reading queued jobs: by uid, by name, and page by page oldest first.
 
-import type { Job, JobFilter, Page } from '../job.ts';
+import type { Job, JobFilter, Page, QueueDepth } from '../job.ts';
 import { pageSize } from '../job.ts';
 import { decodeCursor, encodeCursor } from './pageCursor.ts';
 import { isUuid, JOB_COLUMNS, type JobRow, toJob } from './rows.ts';
@@ -65,4 +65,15 @@ export async function listJobs(context: StoreContext, filter: JobFilter = {}): P
     page.continue = encodeCursor({ at: last.created_at_us, uid: last.uid });
   }
   return page;
+}
+
+/** One scan of the queue: jobs with a live lease are running, the rest wait. */
+export async function countJobs(context: StoreContext): Promise<QueueDepth> {
+  const result = await context.pool.query<{ running: number; total: number }>({
+    name: context.statement('count_jobs'),
+    text: `SELECT count(*) FILTER (WHERE lease_expires_at > now())::int AS running, count(*)::int AS total
+           FROM ${context.tables.jobs}`,
+  });
+  const row = result.rows[0] ?? { running: 0, total: 0 };
+  return { queued: row.total - row.running, running: row.running };
 }

@@ -28,6 +28,7 @@ import type {
   Lease,
   NewJob,
   Page,
+  QueueDepth,
   StatusPatch,
 } from '../job.ts';
 import type { CancelOutcome, JobStore, RenewedLease } from '../jobStore.ts';
@@ -36,7 +37,7 @@ import { claimJobs } from './claim.ts';
 import { completeJob } from './complete.ts';
 import { enqueueJob } from './enqueue.ts';
 import { getHistoricJob, listHistory, pruneHistory } from './history.ts';
-import { getJob, getJobByName, listJobs } from './listJobs.ts';
+import { countJobs, getJob, getJobByName, listJobs } from './listJobs.ts';
 import { migrate } from './migrations.ts';
 import { type JobCreatedListener, NotificationListener } from './notifications.ts';
 import { releaseLease } from './release.ts';
@@ -139,6 +140,10 @@ export class PostgresJobStore implements JobStore {
 
   list(filter?: JobFilter): Promise<Page<Job>> {
     return listJobs(this.#context, filter);
+  }
+
+  countJobs(): Promise<QueueDepth> {
+    return countJobs(this.#context);
   }
 
   claim(owner: string, limit: number, leaseMs: number, actions?: readonly string[]): Promise<ClaimedJob[]> {

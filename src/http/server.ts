@@ -1,0 +1,170 @@
+// The daemon's HTTP server: fastify with one plugin per surface (jobs API, OpenAPI, health,
+// metrics), Kubernetes Status errors, and the point where authorisation plugs in. `serve` builds
+// one after the store opened and closes it first when draining.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import AjvModule from 'ajv';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+  type RawServerDefault,
+} from 'fastify';
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import type { JobStore } from '../store/jobStore.ts';
+import { databaseCheck, healthRoutes, type Readiness } from './healthRoutes.ts';
+import { API_PREFIX } from './jobResource.ts';
+import { jobsRoutes, type RepositoryLookup } from './jobsRoutes.ts';
+import { JobWatchHub } from './jobWatch.ts';
+import { createApiMetrics, metricsRoutes } from './metricsRoutes.ts';
+import { openapiRoutes, registerOpenApiGenerator } from './openapi.ts';
+import { failure, statusFromError } from './status.ts';
+
+export type HttpServer = FastifyInstance<
+  RawServerDefault,
+  IncomingMessage,
+  ServerResponse,
+  FastifyBaseLogger
+>;
+
+/** What a request may do, decided before its handler runs. */
+export type AuthorizeDecision = { allowed: true } | { allowed: false; code: 401 | 403; message: string };
+
+/**
+ * Decides whether a request of the API may proceed. `namespace` is the namespace of the path, or
+ * undefined for paths outside any (the OpenAPI document). Health and metrics are never asked.
+ */
+export type Authorize = (
+  request: FastifyRequest,
+  scope: { namespace: string | undefined },
+) => AuthorizeDecision | Promise<AuthorizeDecision>;
+
+/** Until access tokens arrive, everyone may do everything: listen on loopback only. */
+export const allowAll: Authorize = () => ({ allowed: true });
+
+export interface HttpServerOptions {
+  store: JobStore;
+  log: Logger;
+  /** `/readyz` passes when every check passes. Default: the database answers. */
+  readiness?: Readiness;
+  /** Exposed at `/metrics`; the runtime's metrics should be registered in it. Default: a new one. */
+  registry?: Registry;
+  /** When given, jobs are created only for repositories that exist and are healthy. */
+  repositories?: RepositoryLookup;
+  authorize?: Authorize;
+  /** Watches poll the queue at least this often. Default 1000 ms. */
+  watchIntervalMs?: number;
+  /** Largest request body. Default 1 MiB. */
+  bodyLimit?: number;
+}
+
+/** fastify's request lines at debug (`--log-level debug`), not at info on every request. */
+class QuietLogController extends LogController {
+  override incomingRequest(request: FastifyRequest): void {
+    request.log.trace({ method: request.method, url: request.url }, 'request');
+  }
+  override requestCompleted(
+    error: Error | null | undefined,
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): void {
+    request.log.debug(
+      {
+        method: request.method,
+        url: request.url,
+        code: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+        err: error ?? undefined,
+      },
+      'request completed',
+    );
+  }
+}
+
+// Two validators: bodies are checked as sent (no coercion, unknown fields refused, never removed);
+// query strings and path parameters are text, coerced to the numbers and booleans their schema says.
+const Ajv = AjvModule.default;
+const bodyAjv = new Ajv({
+  allErrors: false,
+  coerceTypes: false,
+  removeAdditional: false,
+  useDefaults: false,
+});
+const textAjv = new Ajv({ allErrors: false, coerceTypes: true, removeAdditional: false, useDefaults: true });
+
+export async function createHttpServer(options: HttpServerOptions): Promise<HttpServer> {
+  const log = options.log.child({ component: 'http' });
+  const app = Fastify({
+    loggerInstance: log,
+    logController: new QuietLogController(),
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    // Keep-alive connections that sit idle must not hold up a drain.
+    forceCloseConnections: 'idle',
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+  }) as unknown as HttpServer;
+
+  // The API speaks JSON only: a text/plain body is refused (415), not validated as a string.
+  app.removeContentTypeParser('text/plain');
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object),
+  );
+
+  app.setErrorHandler((err, request, reply) => {
+    const { status, serverFault } = statusFromError(err);
+    if (serverFault) request.log.error({ err, method: request.method, url: request.url }, 'request failed');
+    return reply.code(status.code).send(status);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .code(404)
+      .send(
+        failure(
+          404,
+          'NotFound',
+          `the server could not find the requested resource (${request.method} ${request.url.split('?')[0]})`,
+        ),
+      ),
+  );
+
+  await registerOpenApiGenerator(app);
+
+  const store = options.store;
+  const registry = options.registry ?? new Registry();
+  const metrics = createApiMetrics(registry, store, log);
+  const watches = new JobWatchHub(store, { intervalMs: options.watchIntervalMs ?? 1_000, log });
+  // Watch streams never end on their own: end them before the server waits for connections to close.
+  app.addHook('preClose', async () => watches.close());
+
+  await app.register(healthRoutes, {
+    readiness: options.readiness ?? (async () => [await databaseCheck(store)]),
+  });
+  await app.register(metricsRoutes, { registry });
+
+  const authorize = options.authorize ?? allowAll;
+  await app.register(async (api) => {
+    api.addHook('onRequest', async (request, reply) => {
+      const namespace = (request.params as { namespace?: string } | undefined)?.namespace;
+      const decision = await authorize(request, { namespace });
+      if (!decision.allowed) {
+        const reason = decision.code === 401 ? 'Unauthorized' : 'Forbidden';
+        return reply.code(decision.code).send(failure(decision.code, reason, decision.message));
+      }
+    });
+    await api.register(jobsRoutes, {
+      prefix: API_PREFIX,
+      store,
+      log: options.log,
+      watches,
+      ...(options.repositories ? { repositories: options.repositories } : {}),
+      onEnqueued: (job) => metrics.jobEnqueued(job.action),
+    });
+    await api.register(openapiRoutes);
+  });
+
+  await app.ready();
+  return app;
+}

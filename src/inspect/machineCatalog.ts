@@ -1,0 +1,15 @@
+// The machines leasehold runs, by the name `leasehold machines <name>` knows them. Their pure
+// definitions: placeholder actors and default guards, which is what a diagram should show.
+
+import type { AnyStateMachine } from 'xstate';
+import { driverMachine } from '../../machines/driver.machine.ts';
+import { jobMachine } from '../../machines/job.machine.ts';
+
+export const machineCatalog: Readonly<Record<string, AnyStateMachine>> = Object.freeze({
+  job: jobMachine,
+  driver: driverMachine,
+});
+
+export function machineNames(): string[] {
+  return Object.keys(machineCatalog);
+}

@@ -1,0 +1,141 @@
+// The seed's walk-through against a real `leasehold serve`: POST a job to a repository, watch it
+// run to success, find it in historic jobs, check health; then drain on SIGTERM.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { API, call, openWatch, until } from '../http/support.ts';
+import { createTestPostgresStore, type PostgresHarness } from '../support/postgres.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+/** The address a daemon listening on port 0 logged, from its JSON log lines. */
+function listeningUrl(output: string): string | undefined {
+  for (const line of output.split('\n')) {
+    if (!line.includes('http API listening')) continue;
+    try {
+      const url = (JSON.parse(line) as { url?: unknown }).url;
+      if (typeof url === 'string') return url;
+    } catch {
+      // not a JSON line
+    }
+  }
+  return undefined;
+}
+
+describe('leasehold serve: the HTTP API walk-through', () => {
+  let h: PostgresHarness;
+  let daemon: ChildProcess;
+  let output = '';
+  let url: string;
+
+  beforeAll(async () => {
+    h = await createTestPostgresStore();
+    daemon = spawn(
+      process.execPath,
+      [
+        'bin/leasehold.js',
+        'serve',
+        '--database-url',
+        h.url,
+        '--schema',
+        h.schema,
+        '--listen',
+        '127.0.0.1:0',
+        '--job-interval',
+        '1s',
+        '--lease-duration',
+        '3s',
+      ],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    daemon.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    daemon.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    await until(
+      () => {
+        if (daemon.exitCode !== null) throw new Error(`serve exited:\n${output}`);
+        return listeningUrl(output) !== undefined;
+      },
+      '"http API listening" in the log',
+      60_000,
+    );
+    url = listeningUrl(output) as string;
+  });
+
+  afterAll(async () => {
+    if (daemon.exitCode === null) daemon.kill('SIGKILL');
+    await h?.dispose();
+  });
+
+  it('logs the bound address and answers /healthz and /readyz', async () => {
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(url.endsWith(':0')).toBe(false);
+    expect((await call(`${url}/healthz`)).text).toBe('ok');
+    await until(async () => (await call(`${url}/readyz`)).status === 200, 'ready', 10_000);
+  });
+
+  it('POSTs an exec job, watches it reach success, and finds it in historicjobs', async () => {
+    const jobs = `${url}${API}/namespaces/default`;
+    const watch = await openWatch(`${jobs}/jobs?watch=true`);
+    const created = await call(`${jobs}/repositories/test6/jobs`, {
+      method: 'POST',
+      body: { action: 'exec', exec: { command: 'sh', args: ['-c', 'echo walking; sleep 0.3'] } },
+    });
+    expect(created.status, created.text).toBe(202);
+    expect(created.body.metadata.name).toBe('test6-exec');
+    const uid = created.body.metadata.uid as string;
+
+    const again = await call(`${jobs}/repositories/test6/jobs`, {
+      method: 'POST',
+      body: { exec: { command: 'true' } },
+    });
+    expect([202, 409]).toContain(again.status); // 409 while the first is queued or running
+
+    const mine = () => watch.events.filter((event) => event.object.metadata.uid === uid);
+    await until(() => mine().some((event) => event.type === 'DELETED'), 'the job to leave the queue', 30_000);
+    expect(mine()[0]?.type).toBe('ADDED');
+    expect(mine().at(-1)?.object.status).toMatchObject({
+      state: 'success',
+      message: 'sh exited with code 0',
+    });
+    watch.abort();
+
+    const history = await call(`${jobs}/historicjobs`);
+    expect(history.status).toBe(200);
+    expect(history.body.kind).toBe('HistoricJobList');
+    const found = (history.body.items as { metadata: { uid: string }; status: { state: string } }[]).find(
+      (item) => item.metadata.uid === uid,
+    );
+    expect(found?.status.state).toBe('success');
+    const byName = await call(`${jobs}/historicjobs/test6-exec`);
+    expect(byName.body).toMatchObject({ kind: 'HistoricJob', spec: { action: 'exec', repository: 'test6' } });
+    const repoJobs = await call(`${jobs}/repositories/test6/jobs`);
+    expect(repoJobs.body.items.map((item: { metadata: { uid: string } }) => item.metadata.uid)).toContain(
+      uid,
+    );
+
+    const metrics = await call(`${url}/metrics`);
+    expect(metrics.text).toContain('leasehold_jobs_completed_total{action="exec",outcome="success"}');
+    expect(metrics.text).toContain('process_cpu_seconds_total');
+  });
+
+  it('drains on SIGTERM: the API closes first, then the daemon exits 0', async () => {
+    daemon.kill('SIGTERM');
+    const [code] = await once(daemon, 'exit');
+    expect(code, output).toBe(0);
+    await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+  });
+
+  it('refuses a --listen that is not host:port, naming the flag', async () => {
+    const child = spawn(process.execPath, ['bin/leasehold.js', 'serve', '--listen', 'localhost'], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(2);
+    expect(stderr).toContain('--listen (flag): "localhost" must be host:port');
+  });
+});
