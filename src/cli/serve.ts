@@ -130,8 +130,8 @@ async function listen(
   log: Logger,
   options: Parameters<typeof createHttpServer>[0],
 ): Promise<HttpServer> {
-  const http = await createHttpServer(options);
   const { host, port } = settings.listen;
+  const http = await createHttpServer({ ...options, localOnly: isLoopback(host) });
   let url: string;
   try {
     url = await http.listen({ host, port });
@@ -156,5 +156,5 @@ async function listen(
 }
 
 function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+  return host === 'localhost' || host === '::1' || host.startsWith('127.') || host.startsWith('::ffff:127.');
 }

@@ -7,7 +7,10 @@ import type { JobStore } from '../store/jobStore.ts';
 export interface ReadinessCheck {
   name: string;
   ok: boolean;
+  /** Shown on `/readyz`, which answers anyone: never a raw error (hosts, users, server logs). */
   message?: string;
+  /** The underlying error, for the daemon's log only. */
+  detail?: string;
 }
 
 /** Every check readiness depends on; the server answers 503 unless all pass. */
@@ -25,7 +28,12 @@ export async function databaseCheck(store: Pick<JobStore, 'now'>): Promise<Readi
     await store.now();
     return { name: 'database', ok: true };
   } catch (err) {
-    return { name: 'database', ok: false, message: err instanceof Error ? err.message : String(err) };
+    return {
+      name: 'database',
+      ok: false,
+      message: 'the database does not answer',
+      detail: err instanceof Error ? err.message : String(err),
+    };
   }
 }
 
@@ -50,7 +58,12 @@ function withTimeout(readiness: Readiness, ms: number): Promise<ReadinessCheck[]
     );
   });
   const checks = readiness().catch((err: unknown) => [
-    { name: 'readiness', ok: false, message: err instanceof Error ? err.message : String(err) },
+    {
+      name: 'readiness',
+      ok: false,
+      message: 'a check failed',
+      detail: err instanceof Error ? err.message : String(err),
+    },
   ]);
   return Promise.race([checks, timeout]).finally(() => clearTimeout(timer));
 }
@@ -87,6 +100,10 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app,
     async (request, reply) => {
       const checks = await withTimeout(options.readiness, timeoutMs);
       const ready = checks.every((check) => check.ok);
+      for (const check of checks) {
+        if (!check.ok && check.detail)
+          request.log.warn({ check: check.name, detail: check.detail }, 'not ready');
+      }
       const verbose = request.query.verbose !== undefined;
       const lines = checks
         .filter((check) => verbose || !check.ok)

@@ -19,6 +19,7 @@ import { databaseCheck, healthRoutes, type Readiness } from './healthRoutes.ts';
 import { API_PREFIX } from './jobResource.ts';
 import { jobsRoutes, type RepositoryLookup } from './jobsRoutes.ts';
 import { JobWatchHub } from './jobWatch.ts';
+import { isLocalRequest } from './localRequest.ts';
 import { createApiMetrics, metricsRoutes } from './metricsRoutes.ts';
 import { openapiRoutes, registerOpenApiGenerator } from './openapi.ts';
 import { failure, statusFromError } from './status.ts';
@@ -55,6 +56,11 @@ export interface HttpServerOptions {
   /** When given, jobs are created only for repositories that exist and are healthy. */
   repositories?: RepositoryLookup;
   authorize?: Authorize;
+  /**
+   * Answer only requests addressed to this machine by name (Host 127.0.0.1, localhost or [::1], and
+   * no foreign Origin): set when listening on loopback, it shuts out DNS rebinding from web pages.
+   */
+  localOnly?: boolean;
   /** Watches poll the queue at least this often. Default 1000 ms. */
   watchIntervalMs?: number;
   /** Largest request body. Default 1 MiB. */
@@ -138,6 +144,15 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
   const watches = new JobWatchHub(store, { intervalMs: options.watchIntervalMs ?? 1_000, log });
   // Watch streams never end on their own: end them before the server waits for connections to close.
   app.addHook('preClose', async () => watches.close());
+  if (options.localOnly) {
+    app.addHook('onRequest', async (request, reply) => {
+      if (!isLocalRequest(request.headers)) {
+        return reply
+          .code(403)
+          .send(failure(403, 'Forbidden', 'this server answers only requests addressed to localhost'));
+      }
+    });
+  }
 
   await app.register(healthRoutes, {
     readiness: options.readiness ?? (async () => [await databaseCheck(store)]),

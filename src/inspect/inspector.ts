@@ -14,6 +14,7 @@ import type { StatelyInspectionEvent } from '@statelyai/inspect';
 import type { Logger } from 'pino';
 import type { InspectionEvent } from 'xstate';
 import { ValidationError } from '../errors.ts';
+import { hostOfOrigin, isLocalHost } from '../http/localRequest.ts';
 
 export const DEFAULT_INSPECT_PORT = 5678;
 const STATELY_INSPECTOR = 'https://stately.ai/inspect';
@@ -92,7 +93,7 @@ export async function startInspector(options: {
   let closing: Promise<void> | undefined;
 
   const http = createServer((req, res) => {
-    if (req.method === 'GET' && isLocal(req.headers.host) && /^\/(\?.*)?$/.test(req.url ?? '')) {
+    if (req.method === 'GET' && isLocalHost(req.headers.host) && /^\/(\?.*)?$/.test(req.url ?? '')) {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
       res.end(BRIDGE_PAGE);
     } else {
@@ -104,7 +105,7 @@ export async function startInspector(options: {
   const sockets = new WebSocketServer({
     server: http,
     verifyClient: ({ req }: { req: IncomingMessage }) =>
-      req.headers.origin === undefined || isLocal(hostOf(req.headers.origin)),
+      req.headers.origin === undefined || isLocalHost(hostOfOrigin(req.headers.origin)),
   });
   sockets.on('connection', (socket) => {
     log.debug({ clients: sockets.clients.size }, 'inspector connected');
@@ -241,21 +242,6 @@ function serialize(event: StatelyInspectionEvent): string {
     const { snapshot: _s, event: _e, ...rest } = event as unknown as Record<string, unknown>;
     return JSON.stringify({ ...rest, unserializable: String(err) });
   }
-}
-
-function hostOf(origin: string): string | undefined {
-  try {
-    return new URL(origin).host;
-  } catch {
-    return undefined;
-  }
-}
-
-/** 127.0.0.1, localhost or [::1] on any port (an ssh tunnel may change the port, never the name). */
-function isLocal(host: string | undefined): boolean {
-  if (host === undefined) return false;
-  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0];
-  return name === '127.0.0.1' || name === 'localhost' || name === '[::1]';
 }
 
 /** Stately's inspector in a frame; the events come over the WebSocket of the host that served the page. */

@@ -4,6 +4,7 @@
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseCheck, driverCheck } from '../../src/http/healthRoutes.ts';
+import { API_PREFIX } from '../../src/http/jobResource.ts';
 import { CpuPool } from '../../src/runtime/cpuPool.ts';
 import { createDriver, type Driver } from '../../src/runtime/driver.ts';
 import { HandlerRegistry } from '../../src/runtime/handlerRegistry.ts';
@@ -755,7 +756,29 @@ describe('jobs API over a running driver', () => {
     const own = await server({ store: down });
     const answer = await call(`${own.url}/readyz`);
     expect(answer.status).toBe(503);
-    expect(answer.text).toContain('[-]database failed: connection refused');
+    expect(answer.text).toContain('[-]database failed: the database does not answer');
+    // /readyz answers anyone: the raw error (hosts, users, server logs) stays in the daemon's log.
+    expect(answer.text).not.toContain('connection refused');
+  });
+
+  it('on loopback, refuses requests addressed to another host or from a foreign origin (DNS rebinding)', async () => {
+    const own = await server({ store: h.store, localOnly: true });
+    const post = (headers: Record<string, string>) =>
+      own.app.inject({
+        method: 'POST',
+        url: `${API_PREFIX}/namespaces/rebind/repositories/r/jobs`,
+        headers: { 'content-type': 'application/json', ...headers },
+        payload: { exec: { command: 'true' } },
+      });
+    const rebound = await post({ host: 'attacker.example:6446', origin: 'http://attacker.example:6446' });
+    expect(rebound.statusCode).toBe(403);
+    expect(rebound.json()).toMatchObject({ kind: 'Status', reason: 'Forbidden', code: 403 });
+    expect((await post({ host: '127.0.0.1:6446', origin: 'http://evil.example' })).statusCode).toBe(403);
+    expect((await post({ host: 'localhost:6446' })).statusCode).toBe(202);
+    expect(
+      (await own.app.inject({ url: '/healthz', headers: { host: 'attacker.example' } })).statusCode,
+    ).toBe(403);
+    expect(await h.store.list({ namespace: 'rebind' })).toMatchObject({ items: [{ name: 'r-exec' }] });
   });
 
   it('/metrics counts enqueued, claimed and completed jobs, renewals, durations and the queue', async () => {
