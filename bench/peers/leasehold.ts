@@ -1,6 +1,6 @@
-// leasehold, twice: the store as a claimer uses it (claim a batch, complete each job with its own
-// statement, as today) and the real driver with a no-op handler (claim → job actor → handler →
-// complete → history).
+// leasehold, twice: the store as a claimer uses it (claim a batch, complete it with one
+// `completeMany`, as the driver's completion batcher does) and the real driver with a no-op handler
+// (claim → job actor → handler → batched complete → history).
 
 import pino from 'pino';
 import { CpuPool } from '../../src/runtime/cpuPool.ts';
@@ -74,8 +74,8 @@ export async function openLeasehold(url: string): Promise<Peer> {
     claimThroughput(settings: DrainSettings): Promise<Drained> {
       return runClaimers(settings, async (claimer) => {
         const claimed = await store.claim(`bench-${claimer}`, settings.batch, LEASE_MS);
-        // As the driver does it: every job actor completes its own job, concurrently.
-        await Promise.all(claimed.map((job) => store.complete(job.lease, { state: 'success' })));
+        // As the driver does it: the job actors' completions go out as one completeMany.
+        await store.completeMany(claimed.map((job) => ({ lease: job.lease, status: { state: 'success' } })));
         return claimed.length;
       });
     },

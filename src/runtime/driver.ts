@@ -6,6 +6,7 @@ import { type Actor, createActor, fromCallback, fromPromise, type InspectionEven
 import { type ClaimedJobRef, driverMachine } from '../../machines/driver.machine.ts';
 import type { JobMachineOutput } from '../../machines/job.types.ts';
 import type { JobStore } from '../store/jobStore.ts';
+import { CompletionBatcher } from './completionBatcher.ts';
 import type { CpuPool } from './cpuPool.ts';
 import type { HandlerRegistry } from './handlerRegistry.ts';
 import { createJobActorLogic } from './jobActor.ts';
@@ -66,8 +67,11 @@ export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver
     if (moved > 0) log.warn({ jobs: moved }, 'moved jobs that used up their attempts to history as errors');
   };
 
+  // One per driver: the job actors' completions share its statements.
+  const completions = new CompletionBatcher(deps.store);
   const job = createJobActorLogic({
     store: deps.store,
+    completions,
     handlers: deps.handlers,
     cpu: deps.cpu,
     log: deps.log,
@@ -175,6 +179,9 @@ export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver
       if (actor.getSnapshot().status !== 'active') return;
       actor.send({ type: 'driver.drain' });
       await toPromise(actor).catch(() => undefined);
+      // Job actors cut off by the drain timeout may still finish later; the closed batcher writes
+      // their ends at once.
+      await completions.close();
       untrackInFlight();
     },
   };

@@ -17,6 +17,7 @@ import type {
 import { CancelledError, JobTimeoutError, LeaseLostError } from '../errors.ts';
 import { FinishReason, type Job, type Lease } from '../store/job.ts';
 import type { JobStore } from '../store/jobStore.ts';
+import type { CompletionBatcher } from './completionBatcher.ts';
 import type { CpuPool } from './cpuPool.ts';
 import type { HandlerRegistry } from './handlerRegistry.ts';
 import { noRuntimeMetrics, type RuntimeMetrics } from './metrics.ts';
@@ -28,6 +29,8 @@ import {
 
 export interface JobActorDeps {
   store: JobStore;
+  /** Every final write goes through it: the ends of many jobs share one statement. */
+  completions: CompletionBatcher;
   handlers: HandlerRegistry;
   cpu: CpuPool;
   log: Logger;
@@ -176,7 +179,7 @@ export function createJobActorLogic(deps: JobActorDeps) {
 
       completeJob: fromPromise<void, CompleteJobInput>(async ({ input }) => {
         const status = finalStatus(input.lease, input.outcome);
-        await retrying(retries, retryMs, () => deps.store.complete(input.lease, status), deps.log);
+        await retrying(retries, retryMs, () => deps.completions.complete(input.lease, status), deps.log);
       }),
 
       finishAborted: fromPromise<void, FinishAbortedInput>(async ({ input }) => {
@@ -189,12 +192,12 @@ export function createJobActorLogic(deps: JobActorDeps) {
             return;
           case 'cancelled': {
             const status = finalStatus(lease, { state: 'error', message: 'cancelled' });
-            await write(() => deps.store.complete(lease, status, FinishReason.cancelled));
+            await write(() => deps.completions.complete(lease, status, FinishReason.cancelled));
             return;
           }
           case 'timeout': {
             const status = finalStatus(lease, { state: 'error', message: 'job timed out and was aborted' });
-            await write(() => deps.store.complete(lease, status));
+            await write(() => deps.completions.complete(lease, status));
             return;
           }
           case 'drain':
@@ -204,7 +207,7 @@ export function createJobActorLogic(deps: JobActorDeps) {
             // that another worker takes the job at once (fenced: a no-op if it was taken already).
             if (outcome && reason === 'drain') {
               const status = finalStatus(lease, outcome);
-              await write(() => deps.store.complete(lease, status));
+              await write(() => deps.completions.complete(lease, status));
             } else {
               dropRecorder(lease);
               await write(() => deps.store.release(lease));

@@ -2,6 +2,7 @@
 // `postgres` is the real implementation; `memory` exists for property tests and micro-benchmarks.
 // Both pass test/store/contract.ts.
 
+import type { LeaseLostError } from '../errors.ts';
 import type {
   ClaimedJob,
   FinalStatus,
@@ -28,6 +29,14 @@ export type CancelOutcome =
   | { kind: 'cancelled'; job: HistoricJob }
   /** The job is leased: its holder will see the request on its next renew. */
   | { kind: 'requested'; job: Job };
+
+/** One job's end, as `completeMany` takes it: what `complete` takes, as a record. */
+export interface Completion {
+  lease: Lease;
+  status: FinalStatus;
+  /** Default `completed`. */
+  reason?: FinishReason;
+}
 
 /** What a job-created notification says. */
 export interface JobCreated {
@@ -68,6 +77,15 @@ export interface JobStore {
    * `reason` is `completed` unless the holder is finishing a cancelled job.
    */
   complete(lease: Lease, status: FinalStatus, reason?: FinishReason): Promise<HistoricJob>;
+
+  /**
+   * `complete` for many jobs in one statement (postgres) — the runtime's completion batcher gathers
+   * them. One result per item, in order: its history row, or a LeaseLostError when its token is no
+   * longer the job's (that item changes nothing; the others still land). An item repeated in one
+   * batch lands once: the first wins, the repeats get LeaseLostError, as if completed in order.
+   * Throws (and writes nothing) on an invalid item or a failed statement.
+   */
+  completeMany(items: readonly Completion[]): Promise<(HistoricJob | LeaseLostError)[]>;
 
   /** Gives the lease (and the attempt) back, so the job is claimable at once. Fenced. */
   release(lease: Lease): Promise<void>;

@@ -492,6 +492,113 @@ export function describeJobStoreContract(name: string, makeHarness: () => Promis
       });
     });
 
+    describe('completeMany', () => {
+      /** Enqueues `count` jobs and claims them all for `owner` (the queue must otherwise be empty). */
+      async function claimAll(count: number, owner = 'worker-a'): Promise<ClaimedJob[]> {
+        const jobs = [];
+        for (let i = 0; i < count; i++) jobs.push(await store.enqueue(newJob()));
+        const claimed = await store.claim(owner, count, LEASE_MS);
+        expect(claimed.map((job) => job.uid).sort()).toEqual(jobs.map((job) => job.uid).sort());
+        return claimed;
+      }
+
+      it('returns nothing for an empty batch', async () => {
+        expect(await store.completeMany([])).toEqual([]);
+      });
+
+      it('answers each item in the order given, with the status and reason it carried', async () => {
+        const claimed = await claimAll(4);
+        const items = [...claimed].reverse().map((job, i) => ({
+          lease: job.lease,
+          status: { state: i === 1 ? ('error' as const) : ('success' as const), message: `item ${i}` },
+          ...(i === 1 ? { reason: 'cancelled' as const } : {}),
+        }));
+        const before = await store.now();
+        const results = await store.completeMany(items);
+        const after = await store.now();
+
+        expect(results.map((row) => (row as HistoricJob).uid)).toEqual(items.map((item) => item.lease.uid));
+        results.forEach((result, i) => {
+          const row = result as HistoricJob;
+          expect(row).toMatchObject({
+            worker: 'worker-a',
+            reason: i === 1 ? 'cancelled' : 'completed',
+            status: { state: i === 1 ? 'error' : 'success', message: `item ${i}` },
+          });
+          if (i !== 1) expect(row.status.progress).toBe(100);
+          expect(row.status.finished).toEqual(expect.any(Number));
+          expect(row.finishedAt).toBeGreaterThanOrEqual(before);
+          expect(row.finishedAt).toBeLessThanOrEqual(after);
+        });
+        for (const row of results) expect(await store.getHistory((row as HistoricJob).uid)).toEqual(row);
+        expect((await store.list()).items).toEqual([]);
+      });
+
+      it('fences each item on its own: fenced-out items change nothing, the others land', async () => {
+        const [a, b, c] = await claimAll(3);
+        const gone = await finish(newJob());
+        await harness.expireLeases();
+        const reclaimed = await store.claim('worker-b', 3, LEASE_MS);
+        const current = (uid: string) => reclaimed.find((job) => job.uid === uid)!.lease;
+        const stillQueued = (await store.get(a!.uid))!;
+
+        const results = await store.completeMany([
+          { lease: current(b!.uid), status: { state: 'success' } },
+          { lease: a!.lease, status: { state: 'success', message: 'stale' } },
+          { lease: current(c!.uid), status: { state: 'warning' } },
+          {
+            lease: { uid: gone.uid, owner: 'worker-a', token: b!.lease.token, expiresAt: 0 },
+            status: { state: 'success' },
+          },
+        ]);
+
+        expect(results[0]).toMatchObject({ uid: b!.uid, worker: 'worker-b', status: { state: 'success' } });
+        expect(results[1]).toBeInstanceOf(LeaseLostError);
+        expect((results[1] as LeaseLostError).uid).toBe(a!.uid);
+        expect(results[2]).toMatchObject({ uid: c!.uid, worker: 'worker-b', status: { state: 'warning' } });
+        expect(results[3]).toBeInstanceOf(LeaseLostError);
+        expect(await store.get(a!.uid)).toEqual(stillQueued);
+        expect(await store.getHistory(a!.uid)).toBeNull();
+        expect(await store.getHistory(gone.uid)).toEqual(gone);
+      });
+
+      it('lands a job repeated in one batch once: the first item wins, the repeats are fenced out', async () => {
+        const [job] = await claimAll(1);
+        const results = await store.completeMany([
+          { lease: job!.lease, status: { state: 'success', message: 'first' } },
+          { lease: job!.lease, status: { state: 'error', message: 'second' } },
+        ]);
+        expect(results[0]).toMatchObject({ uid: job!.uid, status: { state: 'success', message: 'first' } });
+        expect(results[1]).toBeInstanceOf(LeaseLostError);
+        expect(await store.getHistory(job!.uid)).toEqual(results[0]);
+        expect((await store.listHistory()).items.filter((h) => h.uid === job!.uid)).toHaveLength(1);
+      });
+
+      it('lets the current lease land when a stale lease for the same job comes first in the batch', async () => {
+        const [job] = await claimAll(1);
+        await harness.expireLeases();
+        const current = await claimOnly('worker-b', job!.uid);
+        const results = await store.completeMany([
+          { lease: job!.lease, status: { state: 'error', message: 'stale' } },
+          { lease: current.lease, status: { state: 'success', message: 'current' } },
+        ]);
+        expect(results[0]).toBeInstanceOf(LeaseLostError);
+        expect(results[1]).toMatchObject({ worker: 'worker-b', status: { message: 'current' } });
+      });
+
+      it('rejects a batch holding a non-final state and writes nothing', async () => {
+        const [a, b] = await claimAll(2);
+        await expect(
+          store.completeMany([
+            { lease: a!.lease, status: { state: 'success' } },
+            { lease: b!.lease, status: { state: 'working' as 'success' } },
+          ]),
+        ).rejects.toBeInstanceOf(ValidationError);
+        expect(await store.get(a!.uid)).not.toBeNull();
+        expect(await store.get(b!.uid)).not.toBeNull();
+      });
+    });
+
     describe('release', () => {
       it('makes the job claimable at once and gives the attempt back', async () => {
         const job = await store.enqueue(newJob());

@@ -1,51 +1,97 @@
-// Completion: the job leaves the queue and enters history in one statement, only while the lease
-// token is still the job's. Nothing is inserted when the delete finds no row.
+// Completion: jobs leave the queue and enter history in one statement, each only while its lease
+// token is still the job's. Nothing is inserted for a job the delete did not find. `complete` is
+// the one-item case of `completeMany`: one SQL text for both.
 
 import { LeaseLostError, ValidationError } from '../../errors.ts';
-import { FINAL_STATES, type FinalStatus, FinishReason, type HistoricJob, type Lease } from '../job.ts';
+import { FINAL_STATES, FinishReason, type HistoricJob } from '../job.ts';
+import type { Completion } from '../jobStore.ts';
 import { HISTORY_COLUMNS, HISTORY_INSERT_COLUMNS, type HistoryRow, isUuid, toHistoricJob } from './rows.ts';
 import type { StoreContext } from './storeContext.ts';
 import { definedFields } from './updateStatus.ts';
 
 /**
- * The final status is the stored one with `status` merged over it; `finished` defaults to the
- * database's now (epoch ms) and a success without an explicit progress reads 100.
+ * The final status: the stored one with `patch` (a jsonb expression) merged over it; `finished`
+ * defaults to the database's now (epoch ms) and a success without an explicit progress reads 100.
  */
-export async function completeJob(
-  context: StoreContext,
-  lease: Lease,
-  status: FinalStatus,
-  reason: FinishReason = FinishReason.completed,
-): Promise<HistoricJob> {
+function finalStatusSql(stored: string, patch: string): string {
+  return `${stored} || ${patch}
+    || CASE WHEN ${patch} ? 'finished' THEN '{}'::jsonb
+            ELSE jsonb_build_object('finished', floor(extract(epoch FROM now()) * 1000)) END
+    || CASE WHEN ${patch}->>'state' = 'success' AND NOT ${patch} ? 'progress'
+            THEN '{"progress": 100}'::jsonb ELSE '{}'::jsonb END`;
+}
+
+// `input` keeps the first of repeated (uid, token) pairs, so a repeat finds nothing to delete;
+// pairs with another token for the same uid stay, and at most one of them can match.
+function completeSql({ tables }: StoreContext): string {
+  return `
+    WITH input AS (
+      SELECT DISTINCT ON (uid, token) uid, token, patch, reason, ord
+      FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[], $4::text[]) WITH ORDINALITY
+        AS i(uid, token, patch, reason, ord)
+      ORDER BY uid, token, ord
+    ), done AS (
+      DELETE FROM ${tables.jobs} j USING input i
+      WHERE j.uid = i.uid AND j.lease_token = i.token
+      RETURNING j.*, i.patch AS final_patch, i.reason AS final_reason, i.ord AS final_ord
+    ), archived AS (
+      INSERT INTO ${tables.history} ${HISTORY_INSERT_COLUMNS}
+      SELECT uid, namespace, name, action, repository, spec, labels,
+        ${finalStatusSql('status', 'final_patch')},
+        resource_version + 1, attempts, max_attempts, priority, created_at, now(), final_reason, lease_owner
+      FROM done
+      RETURNING *
+    )
+    SELECT h.*, done.final_ord::int AS ord
+    FROM (SELECT ${HISTORY_COLUMNS} FROM archived) h JOIN done USING (uid)`;
+}
+
+function requireFinalState({ status }: Completion): void {
   if (!FINAL_STATES.includes(status.state)) {
     throw new ValidationError(
       'status.state',
       `complete needs a final state (${FINAL_STATES.join(', ')}), got "${status.state}"`,
     );
   }
-  if (!isUuid(lease.uid) || !isUuid(lease.token)) throw new LeaseLostError(lease.uid);
-  const { tables } = context;
-  const result = await context.pool.query<HistoryRow>({
-    name: context.statement('complete'),
-    text: `
-      WITH done AS (
-        DELETE FROM ${tables.jobs} WHERE uid = $1 AND lease_token = $2 RETURNING *
-      ), archived AS (
-        INSERT INTO ${tables.history} ${HISTORY_INSERT_COLUMNS}
-        SELECT uid, namespace, name, action, repository, spec, labels,
-          status || $3::jsonb
-            || CASE WHEN $3::jsonb ? 'finished' THEN '{}'::jsonb
-                    ELSE jsonb_build_object('finished', floor(extract(epoch FROM now()) * 1000)) END
-            || CASE WHEN $3::jsonb->>'state' = 'success' AND NOT $3::jsonb ? 'progress'
-                    THEN '{"progress": 100}'::jsonb ELSE '{}'::jsonb END,
-          resource_version + 1, attempts, max_attempts, priority, created_at, now(), $4, lease_owner
-        FROM done
-        RETURNING *
-      )
-      SELECT ${HISTORY_COLUMNS} FROM archived`,
-    values: [lease.uid, lease.token, JSON.stringify(definedFields(status)), reason],
+}
+
+export async function completeJobs(
+  context: StoreContext,
+  items: readonly Completion[],
+): Promise<(HistoricJob | LeaseLostError)[]> {
+  for (const item of items) requireFinalState(item);
+  // Uids and tokens that are not uuids name no lease (and would fail the cast): fenced out here.
+  const valid = items.filter(({ lease }) => isUuid(lease.uid) && isUuid(lease.token));
+  const rows = new Map<number, HistoryRow>();
+  if (valid.length > 0) {
+    const result = await context.pool.query<HistoryRow & { ord: number }>({
+      name: context.statement('complete'),
+      text: completeSql(context),
+      values: [
+        valid.map(({ lease }) => lease.uid),
+        valid.map(({ lease }) => lease.token),
+        valid.map(({ status }) => JSON.stringify(definedFields(status))),
+        valid.map(({ reason }) => reason ?? FinishReason.completed),
+      ],
+    });
+    for (const row of result.rows) rows.set(row.ord, row);
+  }
+  // `ord` counts from 1 over `valid`; map it back to the position in `items`.
+  let ord = 0;
+  return items.map(({ lease }) => {
+    if (!isUuid(lease.uid) || !isUuid(lease.token)) return new LeaseLostError(lease.uid);
+    const row = rows.get(++ord);
+    return row === undefined ? new LeaseLostError(lease.uid) : toHistoricJob(row);
   });
-  const row = result.rows[0];
-  if (row === undefined) throw new LeaseLostError(lease.uid);
-  return toHistoricJob(row);
+}
+
+export async function completeJob(
+  context: StoreContext,
+  lease: Completion['lease'],
+  status: Completion['status'],
+  reason: FinishReason = FinishReason.completed,
+): Promise<HistoricJob> {
+  const [result] = await completeJobs(context, [{ lease, status, reason }]);
+  if (result === undefined || result instanceof LeaseLostError) throw result ?? new LeaseLostError(lease.uid);
+  return result;
 }

@@ -6,17 +6,17 @@
 // - `renew` also requires the lease to be live (`lease_expires_at > now()`). An expired lease is
 //   gone: the job may be claimed any moment, so it is not extended; the holder gets LeaseLostError
 //   and aborts.
-// - `updateStatus`, `complete` and `release` require only the token. A holder whose lease expired
-//   but whom nobody has replaced yet may still report, finish or hand back the job: no other worker
-//   is on it, so accepting the write loses nothing. Once a claim (or `cancel`, or the exhausted
-//   sweep, which both treat an expired lease as no lease) has taken the job, the token no longer
-//   matches and nothing the old holder writes lands: it gets LeaseLostError, as it does when the
-//   job is gone altogether.
+// - `updateStatus`, `complete`, `completeMany` and `release` require only the token. A holder whose
+//   lease expired but whom nobody has replaced yet may still report, finish or hand back the job: no
+//   other worker is on it, so accepting the write loses nothing. Once a claim (or `cancel`, or the
+//   exhausted sweep, which both treat an expired lease as no lease) has taken the job, the token no
+//   longer matches and nothing the old holder writes lands: it gets LeaseLostError, as it does when
+//   the job is gone altogether.
 // All lease arithmetic uses the database clock (`now()`); this process's clock decides nothing.
 
 import pg from 'pg';
 import pino, { type Logger } from 'pino';
-import { DatabaseUnavailableError } from '../../errors.ts';
+import { DatabaseUnavailableError, type LeaseLostError } from '../../errors.ts';
 import type {
   ClaimedJob,
   FinalStatus,
@@ -31,10 +31,10 @@ import type {
   QueueDepth,
   StatusPatch,
 } from '../job.ts';
-import type { CancelOutcome, JobStore, RenewedLease } from '../jobStore.ts';
+import type { CancelOutcome, Completion, JobStore, RenewedLease } from '../jobStore.ts';
 import { cancelJob } from './cancel.ts';
 import { claimJobs } from './claim.ts';
-import { completeJob } from './complete.ts';
+import { completeJob, completeJobs } from './complete.ts';
 import { enqueueJob } from './enqueue.ts';
 import { getHistoricJob, listHistory, pruneHistory } from './history.ts';
 import { countJobs, getJob, getJobByName, listJobs } from './listJobs.ts';
@@ -160,6 +160,10 @@ export class PostgresJobStore implements JobStore {
 
   complete(lease: Lease, status: FinalStatus, reason?: FinishReason): Promise<HistoricJob> {
     return completeJob(this.#context, lease, status, reason);
+  }
+
+  completeMany(items: readonly Completion[]): Promise<(HistoricJob | LeaseLostError)[]> {
+    return completeJobs(this.#context, items);
   }
 
   release(lease: Lease): Promise<void> {
