@@ -1,9 +1,11 @@
 // The PostgreSQL every peer runs on: DATABASE_URL when set, else the embedded server in
-// `<repo>/.leasehold/bench-pg` (kept between runs, so only the first run pays for initdb).
+// a directory under the system temp dir (kept between runs, so only the first run pays for initdb).
 // Also the few schema chores every peer shares: a fresh schema name, vacuuming, dropping.
 
-import { randomBytes } from 'node:crypto';
-import { readFile, unlink, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import pino from 'pino';
@@ -17,8 +19,14 @@ export interface BenchDatabase {
 }
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const dataDir = `${root}.leasehold/bench-pg`;
-const lockFile = `${root}.leasehold/bench-pg.lock`;
+// Under the system temp directory, not the clone: as root the server runs as `postgres`, which
+// cannot enter a clone below a 0700 home. One cluster per clone (keyed by its path), reused.
+const base = join(
+  tmpdir(),
+  `leasehold-bench-${createHash('sha256').update(root).digest('hex').slice(0, 12)}`,
+);
+const dataDir = join(base, 'pg');
+const lockFile = join(base, 'pg.lock');
 
 /**
  * PostgreSQL's durable defaults (fsync, synchronous_commit on): a queue that loses acknowledged
@@ -32,6 +40,8 @@ export async function openBenchDatabase(): Promise<BenchDatabase> {
     return { url, description: `DATABASE_URL (${await serverVersion(url)})`, stop: async () => {} };
   }
   const logger = pino({ level: 'warn' });
+  // A fresh machine has nothing yet; 0755 so that the `postgres` user can pass through.
+  await mkdir(base, { recursive: true, mode: 0o755 });
   await takeLock();
   try {
     // A run killed before it stopped its server leaves it running; the lock says that run is gone.

@@ -19,7 +19,7 @@ const USAGE = `usage: npm run bench -- [--quick | --full] [--json]
   --quick  small queues, three combinations, short runs: under a minute
   --full   adds the 100k-job queue and 100k actors
   --json   print only a JSON array of {figure, system, batch, concurrency, value, unit}
-DATABASE_URL=postgres://… uses that database instead of the embedded one in .leasehold/bench-pg`;
+DATABASE_URL=postgres://… uses that database instead of the embedded one under the system temp directory`;
 
 interface Cli {
   mode: Mode;

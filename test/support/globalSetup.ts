@@ -1,9 +1,12 @@
 // Vitest global setup: one PostgreSQL for the whole run. DATABASE_URL wins; otherwise the embedded
-// server in `<repo>/.leasehold/test-pg`, kept between runs so only the first run pays for initdb.
+// server in a directory under the system temp dir, kept between runs so only the first run pays for initdb.
 // Two runs at once (two terminals, an editor's runner) must not share that cluster: the second one,
 // finding it locked by a live run, gets a private throwaway cluster instead.
 
-import { readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import type { TestProject } from 'vitest/node';
@@ -22,8 +25,11 @@ declare module 'vitest' {
 }
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const sharedDir = `${root}.leasehold/test-pg`;
-const lockFile = `${root}.leasehold/test-pg.lock`;
+// Under the system temp directory, not the clone: as root the server runs as `postgres`, which
+// cannot enter a clone below a 0700 home. One cluster per clone (keyed by its path), reused.
+const base = join(tmpdir(), `leasehold-test-${createHash('sha256').update(root).digest('hex').slice(0, 12)}`);
+const sharedDir = join(base, 'pg');
+const lockFile = join(base, 'pg.lock');
 
 /** Durability buys nothing for a test cluster; these make it noticeably faster. */
 const TEST_SETTINGS = {
@@ -42,6 +48,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   const logger = pino({ level: process.env.LEASEHOLD_TEST_PG_LOG ?? 'warn' });
   const teardown: (() => Promise<void>)[] = [];
+  // A fresh machine has nothing yet; 0755 so that the `postgres` user can pass through.
+  await mkdir(base, { recursive: true, mode: 0o755 });
   let server: EmbeddedPostgresServer;
   if (await takeSharedLock()) {
     teardown.push(() => unlink(lockFile).catch(() => undefined));
@@ -49,7 +57,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await stopOrphanedPostmaster(sharedDir, logger);
     server = await startEmbeddedPostgres({ dataDir: sharedDir, logger, settings: TEST_SETTINGS });
   } else {
-    const privateDir = `${root}.leasehold/test-pg-${process.pid}`;
+    const privateDir = join(base, `pg-${process.pid}`);
     teardown.push(() => rm(privateDir, { recursive: true, force: true }));
     server = await startEmbeddedPostgres({ dataDir: privateDir, logger, settings: TEST_SETTINGS });
   }
