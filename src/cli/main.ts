@@ -3,6 +3,7 @@
 // The only place that knows every box of the design.
 
 import { Command, CommanderError, Option } from 'commander';
+import type { Logger } from 'pino';
 import { LeaseholdError, NotFoundError, ValidationError } from '../errors.ts';
 import { inspectorSettings, type RawInspectorOptions } from '../inspect/inspector.ts';
 import { FINAL_STATES, type FinalState, type HistoricJob, type Job, MAX_PAGE_SIZE } from '../store/job.ts';
@@ -12,6 +13,7 @@ import { addMachinesCommand } from './machinesCommand.ts';
 import { openStore } from './openStore.ts';
 import { serve } from './serve.ts';
 import {
+  type ConnectionSettings,
   connectionSettings,
   type RawConnectionOptions,
   type RawServeOptions,
@@ -35,6 +37,10 @@ function pageLimit(value: string): number {
 function withConnectionOptions(command: Command): Command {
   return command
     .option(
+      '--config <file>',
+      'INI file of settings ([operator], [database], [grpc_client_authentication]); flags and env win over it (env LEASEHOLD_CONFIG)',
+    )
+    .option(
       '--data-dir <dir>',
       'where the embedded PostgreSQL lives (env LEASEHOLD_DATA_DIR; default ~/.local/share/leasehold, or /var/lib/leasehold as root)',
     )
@@ -52,13 +58,23 @@ async function withStore<T>(
 ) {
   const settings = connectionSettings(raw);
   // Quiet unless asked: the command's output is on stdout, its logs on stderr.
-  const asked = raw.logLevel !== undefined || process.env.LEASEHOLD_LOG_LEVEL !== undefined;
-  const log = createLogger(asked ? settings.logLevel : 'warn', { fd: 2 });
+  const log = createLogger(settings.logLevelSet ? settings.logLevel : 'warn', { fd: 2 });
+  noteIgnoredConfigKeys(settings, log);
   const opened = await openStore(settings, log, 2);
   try {
     return await fn(opened.store);
   } finally {
     await opened.close();
+  }
+}
+
+/** Grafana's keys in the seed's operator.ini that leasehold accepts and has no use for. */
+function noteIgnoredConfigKeys(settings: ConnectionSettings, log: Logger): void {
+  for (const origin of settings.config?.ignored ?? []) {
+    log.debug(
+      { key: origin.field, at: origin.label },
+      'config key ignored: it is Grafana’s, leasehold has no use for it',
+    );
   }
 }
 
@@ -154,8 +170,17 @@ Examples:
       ),
   ).action(async (raw: RawServeOptions & RawInspectorOptions) => {
     const settings = serveSettings(raw);
+    const remote = settings.config?.values.provisioningServerUrl;
+    if (settings.provisioningClient.serverUrl && remote) {
+      throw new ValidationError(
+        remote.origin.field,
+        `${remote.origin.label}: remote controller mode is not built yet; remove the key to run on PostgreSQL`,
+      );
+    }
+    const inspector = inspectorSettings(raw, process.env, settings.config?.values ?? {});
     const log = createLogger(settings.logLevel, { fd: 1 });
-    process.exitCode = await serve(settings, log, inspectorSettings(raw));
+    noteIgnoredConfigKeys(settings, log);
+    process.exitCode = await serve(settings, log, inspector);
   });
 
   withConnectionOptions(

@@ -32,34 +32,52 @@ export interface RawInspectorOptions {
   inspectPort?: string;
 }
 
-/** `--inspect` / `LEASEHOLD_INSPECT`, `--inspect-port` / `LEASEHOLD_INSPECT_PORT`; flags win. */
+/** A value from the config file, with the field and `file:line: [section] key` label messages use. */
+export interface InspectorFileValue {
+  value: string;
+  origin: { field: string; label: string };
+}
+
+/**
+ * `--inspect` / `LEASEHOLD_INSPECT` / `[operator] inspect`, `--inspect-port` /
+ * `LEASEHOLD_INSPECT_PORT` / `[operator] inspect_port`; flags win, then env, then the file.
+ */
 export function inspectorSettings(
   raw: RawInspectorOptions,
   env: Record<string, string | undefined> = process.env,
+  file: { inspect?: InspectorFileValue | undefined; inspectPort?: InspectorFileValue | undefined } = {},
 ): InspectorSettings {
   let enabled = raw.inspect === true;
   const fromEnv = env.LEASEHOLD_INSPECT;
-  if (raw.inspect === undefined && fromEnv !== undefined && fromEnv !== '') {
-    if (!/^(1|true|yes|0|false|no)$/i.test(fromEnv)) {
+  const [enable, enableOrigin] =
+    fromEnv !== undefined && fromEnv !== ''
+      ? [fromEnv, { field: '--inspect', label: '--inspect (env LEASEHOLD_INSPECT)' }]
+      : file.inspect && file.inspect.value !== ''
+        ? [file.inspect.value, file.inspect.origin]
+        : [undefined, undefined];
+  if (raw.inspect === undefined && enable !== undefined && enableOrigin !== undefined) {
+    if (!/^(1|true|yes|0|false|no)$/i.test(enable)) {
       throw new ValidationError(
-        '--inspect',
-        `--inspect (env LEASEHOLD_INSPECT): "${fromEnv}" must be one of 1, true, yes, 0, false, no`,
+        enableOrigin.field,
+        `${enableOrigin.label}: "${enable}" must be one of 1, true, yes, 0, false, no`,
       );
     }
-    enabled = /^(1|true|yes)$/i.test(fromEnv);
+    enabled = /^(1|true|yes)$/i.test(enable);
   }
   const envPort = env.LEASEHOLD_INSPECT_PORT;
-  const [value, source] =
+  const [value, where] =
     raw.inspectPort !== undefined
-      ? [raw.inspectPort, 'flag']
+      ? [raw.inspectPort, { field: '--inspect-port', label: '--inspect-port (flag)' }]
       : envPort !== undefined && envPort !== ''
-        ? [envPort, 'env LEASEHOLD_INSPECT_PORT']
-        : [String(DEFAULT_INSPECT_PORT), 'default'];
+        ? [envPort, { field: '--inspect-port', label: '--inspect-port (env LEASEHOLD_INSPECT_PORT)' }]
+        : file.inspectPort && file.inspectPort.value !== ''
+          ? [file.inspectPort.value, file.inspectPort.origin]
+          : [String(DEFAULT_INSPECT_PORT), { field: '--inspect-port', label: '--inspect-port (default)' }];
   const port = Number(value);
   if (!/^\d+$/.test(value) || port > 65_535) {
     throw new ValidationError(
-      '--inspect-port',
-      `--inspect-port (${source}): "${value}" must be a port number from 0 to 65535`,
+      where.field,
+      `${where.label}: "${value}" must be a port number from 0 to 65535`,
     );
   }
   return { enabled, port };
