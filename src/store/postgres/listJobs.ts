@@ -1,8 +1,7 @@
 // Reading queued jobs: by uid, by name, and page by page oldest first.
 
 import type { Job, JobFilter, Page, QueueDepth } from '../job.ts';
-import { pageSize } from '../job.ts';
-import { decodeCursor, encodeCursor } from './pageCursor.ts';
+import { keysetPage } from './keysetPage.ts';
 import { isUuid, JOB_COLUMNS, type JobRow, toJob } from './rows.ts';
 import type { StoreContext } from './storeContext.ts';
 
@@ -32,39 +31,21 @@ export async function getJobByName(
 }
 
 export async function listJobs(context: StoreContext, filter: JobFilter = {}): Promise<Page<Job>> {
-  const limit = pageSize(filter.limit);
-  const conditions: string[] = [];
-  const values: unknown[] = [];
-  const bind = (value: unknown) => {
-    values.push(value);
-    return `$${values.length}`;
-  };
-  if (filter.namespace !== undefined) conditions.push(`namespace = ${bind(filter.namespace)}`);
-  if (filter.repository !== undefined) conditions.push(`repository = ${bind(filter.repository)}`);
-  if (filter.action !== undefined) conditions.push(`action = ${bind(filter.action)}`);
-  if (filter.labels !== undefined && Object.keys(filter.labels).length > 0) {
-    conditions.push(`labels @> ${bind(JSON.stringify(filter.labels))}::jsonb`);
-  }
-  if (filter.continue !== undefined) {
-    const after = decodeCursor(filter.continue);
-    conditions.push(
-      `(created_at, uid) > (timestamptz 'epoch' + ${bind(after.at)}::bigint * interval '1 microsecond', ${bind(after.uid)}::uuid)`,
-    );
-  }
-  const result = await context.pool.query<JobRow>(
-    `SELECT ${JOB_COLUMNS} FROM ${context.tables.jobs}
-     ${conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : ''}
-     ORDER BY created_at, uid
-     LIMIT ${bind(limit + 1)}`,
-    values,
+  const page = await keysetPage<JobRow>(
+    context,
+    {
+      table: context.tables.jobs,
+      columns: JOB_COLUMNS,
+      sortColumn: 'created_at',
+      descending: false,
+      equals: { namespace: filter.namespace, repository: filter.repository, action: filter.action },
+      labels: filter.labels,
+      limit: filter.limit,
+      continue: filter.continue,
+    },
+    (row) => row.created_at_us,
   );
-  const rows = result.rows.slice(0, limit);
-  const last = rows.at(-1);
-  const page: Page<Job> = { items: rows.map(toJob) };
-  if (result.rows.length > limit && last !== undefined) {
-    page.continue = encodeCursor({ at: last.created_at_us, uid: last.uid });
-  }
-  return page;
+  return { items: page.rows.map(toJob), ...(page.continue ? { continue: page.continue } : {}) };
 }
 
 /** One scan of the queue: jobs with a live lease are running, the rest wait. */
