@@ -5,7 +5,9 @@ import { type BenchDatabase, openBenchDatabase } from './database.ts';
 import { measureActorCost } from './figures/actorCost.ts';
 import { measureClaimThroughput } from './figures/claimThroughput.ts';
 import { measureEndToEnd } from './figures/endToEnd.ts';
-import { measurePickupLatency } from './figures/pickupLatency.ts';
+import { measurePickupLatency, measurePickupUnderLoad } from './figures/pickupLatency.ts';
+import { measureScaleOut } from './figures/scaleOut.ts';
+import { measureSustained } from './figures/sustained.ts';
 import { openGraphileWorker } from './peers/graphileWorker.ts';
 import { openLeasehold } from './peers/leasehold.ts';
 import type { Peer } from './peers/peer.ts';
@@ -13,11 +15,11 @@ import { openPgBoss } from './peers/pgBoss.ts';
 import { openRawSql } from './peers/rawSql.ts';
 import { type Mode, type Plan, planFor } from './plan.ts';
 import { elapsedSeconds, endProgress, progress } from './progress.ts';
-import { type Row, renderTable } from './report.ts';
+import { checkRows, type Row, renderTable } from './report.ts';
 
 const USAGE = `usage: npm run bench -- [--quick | --full] [--json]
   --quick  small queues, three combinations, short runs: under a minute
-  --full   adds the 100k-job queue and 100k actors
+  --full   adds the 100k-job queue; runs up to 30 s each instead of 8 s
   --json   print only a JSON array of {figure, system, batch, concurrency, value, unit}
 DATABASE_URL=postgres://… uses that database instead of the embedded one under the system temp directory`;
 
@@ -88,6 +90,16 @@ async function measureAll(plan: Plan, peers: readonly Peer[]): Promise<Row[]> {
   );
   rows.push(...(await measurePickupLatency(peers, { samples: plan.pickupSamples, gapMs: plan.pickupGapMs })));
   rows.push(
+    ...(await measurePickupUnderLoad(peers, {
+      samples: plan.pickupSamples,
+      gapMs: plan.pickupGapMs,
+      concurrency: plan.sustained.concurrency,
+      level: plan.sustained.level,
+    })),
+  );
+  rows.push(...(await measureScaleOut(peers, { ...plan.scaleOut, runMs: plan.runMs })));
+  rows.push(...(await measureSustained(peers, plan.sustained)));
+  rows.push(
     ...(await measureActorCost({ standalone: plan.standaloneActors, driver: plan.driverSpawnActors })),
   );
   return rows;
@@ -98,6 +110,7 @@ function describe(plan: Plan, database: BenchDatabase): string {
     `leasehold bench, ${plan.mode} run on ${database.description}`,
     `queue ${plan.queueSizes.join(' / ')} jobs per claim run, end-to-end ${plan.endToEndQueue}; each run stops at an empty queue or after ${plan.runMs / 1_000} s`,
     `pickup latency: ${plan.pickupSamples} samples, one job at a time, ${plan.pickupGapMs} ms idle between; ratios are leasehold ÷ peer`,
+    `scale-out: ${plan.scaleOut.processes.join(' / ')} worker processes × ${plan.scaleOut.concurrency} in flight on ${plan.scaleOut.queue} jobs; sustained: ${plan.sustained.durationMs / 1_000} s at ${plan.sustained.concurrency} in flight, rate per ${plan.sustained.windowMs / 1_000} s window (batch column = window number)`,
   ].join('\n');
 }
 
@@ -119,6 +132,7 @@ async function main(): Promise<void> {
     await database.stop();
   }
   endProgress();
+  checkRows(rows);
   if (cli.json) {
     process.stdout.write(`${JSON.stringify(rows)}\n`);
   } else {

@@ -1,5 +1,5 @@
 // How much each mode measures. `quick` must finish in under a minute on a 2-core machine;
-// the default is the 10k-job run; `full` adds the 100k queue and 100k actors.
+// the default is the 10k-job run (with 100k actors); `full` adds the 100k-job queue and longer runs.
 
 export type Mode = 'quick' | 'default' | 'full';
 
@@ -24,6 +24,10 @@ export interface Plan {
   standaloneActors: number[];
   /** Job actors one driver spawns from one claim (spawning is quadratic in xstate 5.33; see README). */
   driverSpawnActors: number[];
+  /** Worker processes draining one backlog, each with `concurrency` jobs in flight. */
+  scaleOut: { processes: number[]; concurrency: number; queue: number };
+  /** One long run at the best end-to-end setting, its rate per window; the queue is kept topped up. */
+  sustained: { durationMs: number; windowMs: number; concurrency: number; level: number };
 }
 
 const ALL_CLAIMS: Combination[] = [1, 10, 100].flatMap((batch) =>
@@ -48,6 +52,8 @@ export function planFor(mode: Mode): Plan {
         pickupGapMs: 20,
         standaloneActors: [2_000],
         driverSpawnActors: [1_000],
+        scaleOut: { processes: [1, 2, 4], concurrency: 100, queue: 3_000 },
+        sustained: { durationMs: 6_000, windowMs: 2_000, concurrency: 100, level: 4_000 },
       };
     case 'default':
       return {
@@ -59,8 +65,11 @@ export function planFor(mode: Mode): Plan {
         endToEndQueue: 10_000,
         pickupSamples: 200,
         pickupGapMs: 25,
-        standaloneActors: [10_000],
+        // 100k: the issue's target is the heap per actor at 100k in flight (~25 s on 2 cores).
+        standaloneActors: [10_000, 100_000],
         driverSpawnActors: [1_000, 10_000],
+        scaleOut: { processes: [1, 2, 4], concurrency: 100, queue: 20_000 },
+        sustained: { durationMs: 60_000, windowMs: 10_000, concurrency: 100, level: 20_000 },
       };
     case 'full':
       return {
@@ -69,7 +78,7 @@ export function planFor(mode: Mode): Plan {
         queueSizes: [10_000, 100_000],
         runMs: 30_000,
         endToEndQueue: 100_000,
-        standaloneActors: [10_000, 100_000],
+        scaleOut: { processes: [1, 2, 4], concurrency: 100, queue: 100_000 },
       };
   }
 }

@@ -13,6 +13,31 @@ export interface Row {
 }
 
 const PEERS = SYSTEMS.filter((system) => system !== 'leasehold');
+const ROW_KEYS = ['figure', 'system', 'batch', 'concurrency', 'value', 'unit'] as const;
+
+/**
+ * Throws unless every row is exactly `{figure, system, batch, concurrency, value, unit}` with a
+ * known system and a finite value: `--json` is read by scripts, so a malformed row fails the run
+ * here instead of surprising a reader.
+ */
+export function checkRows(rows: readonly Row[]): void {
+  for (const row of rows) {
+    const keys = Object.keys(row).sort();
+    const problem =
+      keys.join() !== [...ROW_KEYS].sort().join()
+        ? `keys ${keys.join(', ')}`
+        : !SYSTEMS.includes(row.system)
+          ? `system "${row.system}"`
+          : !Number.isFinite(row.value)
+            ? `value ${row.value}`
+            : [row.batch, row.concurrency].some((n) => n !== null && !Number.isInteger(n))
+              ? 'batch or concurrency not an integer or null'
+              : typeof row.figure !== 'string' || typeof row.unit !== 'string' || row.figure === ''
+                ? 'figure or unit'
+                : undefined;
+    if (problem !== undefined) throw new Error(`bench row ${JSON.stringify(row)}: bad ${problem}`);
+  }
+}
 
 export function renderTable(rows: readonly Row[]): string {
   const header = ['figure', 'batch', 'conc', 'unit', ...SYSTEMS, ...PEERS.map((peer) => `lh÷${peer}`)];

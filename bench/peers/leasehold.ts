@@ -4,15 +4,19 @@
 
 import pino from 'pino';
 import { CpuPool } from '../../src/runtime/cpuPool.ts';
-import { createDriver } from '../../src/runtime/driver.ts';
+import { createDriver, type Driver } from '../../src/runtime/driver.ts';
 import { HandlerRegistry } from '../../src/runtime/handlerRegistry.ts';
 import { pendingStatus } from '../../src/store/job.ts';
+import type { JobStore } from '../../src/store/jobStore.ts';
 import { PostgresJobStore } from '../../src/store/postgres/postgresJobStore.ts';
 import { benchSchema, dropSchema, vacuumSchema } from '../database.ts';
 import {
   type Drained,
   type DrainSettings,
+  keepToppedUp,
+  type LoadedPickupSettings,
   type Peer,
+  type PeerWorker,
   PickupClock,
   type PickupSettings,
   POOL_SIZE,
@@ -28,48 +32,77 @@ export const MIN_JOB_INTERVAL_MS = 100;
 const ACTION = 'noop';
 const NAMESPACE = 'bench';
 
+/** The driver with a no-op handler, as in a daemon: `onStart` hears each job's name as its handler starts. */
+export function startNoopDriver(
+  deps: { store: JobStore; cpu: CpuPool },
+  settings: { concurrency: number; jobIntervalMs: number },
+  onStart: (name: string) => void = () => {},
+): Driver {
+  const handlers = new HandlerRegistry([
+    {
+      action: ACTION,
+      async run({ job }) {
+        onStart(job.name);
+      },
+    },
+  ]);
+  const driver = createDriver(
+    { ...deps, handlers, log: pino({ level: 'silent' }), owner: `bench-driver-${process.pid}` },
+    {
+      concurrency: settings.concurrency,
+      leaseMs: LEASE_MS,
+      jobTimeoutMs: LEASE_MS,
+      jobIntervalMs: settings.jobIntervalMs,
+    },
+  );
+  driver.actor.start();
+  return driver;
+}
+
 export async function openLeasehold(url: string): Promise<Peer> {
   const schema = benchSchema('leasehold');
   const store = await PostgresJobStore.open({ connectionString: url, schema, poolSize: POOL_SIZE });
   const jobs = `"${schema}".jobs`;
   const history = `"${schema}".history`;
-  const log = pino({ level: 'silent' });
   const cpu = new CpuPool({ maxThreads: 1 }); // never started: the no-op handler uses no CPU task
 
   const remaining = async () => {
     const result = await store.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${jobs}`);
     return result.rows[0]?.n ?? 0;
   };
-
-  const startDriver = (concurrency: number, jobIntervalMs: number, onStart: (name: string) => void) => {
-    const handlers = new HandlerRegistry([
-      {
-        action: ACTION,
-        async run({ job }) {
-          onStart(job.name);
-        },
-      },
-    ]);
-    const driver = createDriver(
-      { store, handlers, cpu, log, owner: `bench-driver-${process.pid}` },
-      { concurrency, leaseMs: LEASE_MS, jobTimeoutMs: LEASE_MS, jobIntervalMs },
+  let added = 0;
+  const add = async (count: number) => {
+    await store.pool.query(
+      `INSERT INTO ${jobs} (namespace, name, action, status)
+       SELECT $1, 'job-' || ($5::int + g), $2, $3::jsonb FROM generate_series(1, $4::int) AS g`,
+      [NAMESPACE, ACTION, JSON.stringify(pendingStatus()), count, added],
     );
-    driver.actor.start();
-    return driver;
+    added += count;
+  };
+  const startDriver = (concurrency: number, jobIntervalMs: number, onStart?: (name: string) => void) =>
+    startNoopDriver({ store, cpu }, { concurrency, jobIntervalMs }, onStart);
+
+  const worker: PeerWorker = {
+    add,
+    remaining,
+    async startWorker(concurrency: number) {
+      const driver = startDriver(concurrency, DEFAULT_JOB_INTERVAL_MS);
+      return () => driver.drain();
+    },
+    workerProcessArgs: (concurrency: number) => ['leasehold', url, schema, String(concurrency)],
   };
 
-  return {
+  const peer: Peer = {
     system: 'leasehold',
 
     async fill(count: number) {
       await store.pool.query(`TRUNCATE ${jobs}, ${history}`);
-      await store.pool.query(
-        `INSERT INTO ${jobs} (namespace, name, action, status)
-         SELECT $1, 'job-' || g, $2, $3::jsonb FROM generate_series(1, $4::int) AS g`,
-        [NAMESPACE, ACTION, JSON.stringify(pendingStatus()), count],
-      );
+      added = 0;
+      await add(count);
       await vacuumSchema(url, schema);
     },
+
+    worker,
 
     claimThroughput(settings: DrainSettings): Promise<Drained> {
       return runClaimers(settings, async (claimer) => {
@@ -82,11 +115,7 @@ export async function openLeasehold(url: string): Promise<Peer> {
 
     async endToEnd(settings: DrainSettings): Promise<Drained> {
       const started = performance.now();
-      const driver = startDriver(
-        settings.concurrency,
-        settings.jobIntervalMs ?? DEFAULT_JOB_INTERVAL_MS,
-        () => {},
-      );
+      const driver = startDriver(settings.concurrency, settings.jobIntervalMs ?? DEFAULT_JOB_INTERVAL_MS);
       try {
         return await waitUntilDone(settings, started, remaining);
       } finally {
@@ -109,6 +138,24 @@ export async function openLeasehold(url: string): Promise<Peer> {
       }
     },
 
+    async pickupUnderLoad(settings: LoadedPickupSettings): Promise<number[]> {
+      await peer.fill(settings.level);
+      const clock = new PickupClock();
+      const driver = startDriver(settings.concurrency, DEFAULT_JOB_INTERVAL_MS, (name) =>
+        clock.started(name),
+      );
+      const stopProducer = keepToppedUp(worker, settings.level);
+      try {
+        await waitForListener(store);
+        return await clock.collect(settings, (key) =>
+          store.enqueue({ namespace: NAMESPACE, name: key, action: ACTION, priority: 10 }),
+        );
+      } finally {
+        await stopProducer();
+        await driver.drain();
+      }
+    },
+
     async close() {
       try {
         await dropSchema(url, schema);
@@ -118,6 +165,7 @@ export async function openLeasehold(url: string): Promise<Peer> {
       }
     },
   };
+  return peer;
 }
 
 async function waitForListener(store: PostgresJobStore): Promise<void> {

@@ -27,6 +27,26 @@ export interface PickupSettings {
   gapMs: number;
 }
 
+/** Pickup latency while the worker is busy with a backlog that never runs out. */
+export interface LoadedPickupSettings extends PickupSettings {
+  /** Jobs in flight. */
+  concurrency: number;
+  /** Backlog kept queued (topped up by half whenever fewer than half remain). */
+  level: number;
+}
+
+/** A worker loop the bench starts and stops and watches from outside (scale-out, sustained runs). */
+export interface PeerWorker {
+  /** Adds `jobs` ready jobs without emptying the queue (the sustained run's producer). */
+  add(jobs: number): Promise<void>;
+  /** Jobs not yet completed: queued or in flight. */
+  remaining(): Promise<number>;
+  /** Starts the system's own worker loop here with `concurrency` in flight; resolves to its stop. */
+  startWorker(concurrency: number): Promise<() => Promise<void>>;
+  /** Arguments for `bench/peers/workerProcess.ts`: the same worker in a child process. */
+  workerProcessArgs(concurrency: number): string[];
+}
+
 export interface Peer {
   readonly system: System;
   /** Empties the queue, inserts `jobs` ready jobs and vacuums. */
@@ -37,6 +57,13 @@ export interface Peer {
   endToEnd?(settings: DrainSettings): Promise<Drained>;
   /** Milliseconds from enqueue to handler start, one per sample, on an idle system. */
   pickupLatency?(settings: PickupSettings): Promise<number[]>;
+  /**
+   * Milliseconds from enqueue to handler start for jobs of a higher priority than a backlog the
+   * system is busy with (without the priority a job waits its turn behind the backlog).
+   */
+  pickupUnderLoad?(settings: LoadedPickupSettings): Promise<number[]>;
+  /** The worker loop for scale-out and sustained runs; absent where there is none to scale (raw-sql). */
+  worker?: PeerWorker;
   close(): Promise<void>;
 }
 
@@ -84,6 +111,26 @@ export async function waitUntilDone(
 }
 
 const POLL_MS = 25;
+
+/**
+ * Keeps the queue at least half of `level` deep (adds half a level whenever it falls below) until
+ * the returned stop is called; stop resolves once the producer has finished its last insert.
+ */
+export function keepToppedUp(worker: PeerWorker, level: number): () => Promise<void> {
+  let stopped = false;
+  const producer = (async () => {
+    while (!stopped) {
+      if ((await worker.remaining()) < level / 2) await worker.add(Math.ceil(level / 2));
+      await sleep(TOP_UP_POLL_MS);
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await producer;
+  };
+}
+
+const TOP_UP_POLL_MS = 100;
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

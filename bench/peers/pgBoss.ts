@@ -8,7 +8,10 @@ import { benchSchema, dropSchema, vacuumSchema } from '../database.ts';
 import {
   type Drained,
   type DrainSettings,
+  keepToppedUp,
+  type LoadedPickupSettings,
   type Peer,
+  type PeerWorker,
   PickupClock,
   type PickupSettings,
   POOL_SIZE,
@@ -20,12 +23,12 @@ const QUEUE = 'bench';
 const PICKUP_QUEUE = 'bench_pickup';
 const INSERT_CHUNK = 2_000;
 
-export async function openPgBoss(url: string): Promise<Peer> {
-  const schema = benchSchema('pgboss');
+/** pg-boss as the bench runs it, in this process or a worker process (same schema, pool `max`). */
+export async function startPgBoss(url: string, schema: string, max: number): Promise<PgBoss> {
   const boss = new PgBoss({
     connectionString: url,
     schema,
-    max: POOL_SIZE,
+    max,
     application_name: 'bench-pg-boss',
     supervise: false,
     schedule: false,
@@ -33,6 +36,31 @@ export async function openPgBoss(url: string): Promise<Peer> {
   });
   boss.on('error', (err: unknown) => process.stderr.write(`\npg-boss error: ${String(err)}\n`));
   await boss.start();
+  return boss;
+}
+
+/**
+ * Its worker with a no-op handler, at its throughput settings; resolves to its stop. `onStart`
+ * hears the `key` of each job that has one as its handler starts.
+ */
+export async function startPgBossWorker(
+  boss: PgBoss,
+  concurrency: number,
+  onStart: (key: string) => void = () => {},
+): Promise<() => Promise<void>> {
+  await boss.work<{ key?: string }>(
+    QUEUE,
+    { batchSize: concurrency, burstWhenBatchFull: true, pollingIntervalSeconds: 0.5 },
+    async (jobs) => {
+      for (const job of jobs) if (job.data.key !== undefined) onStart(job.data.key);
+    },
+  );
+  return () => boss.offWork(QUEUE, { wait: true });
+}
+
+export async function openPgBoss(url: string): Promise<Peer> {
+  const schema = benchSchema('pgboss');
+  const boss = await startPgBoss(url, schema, POOL_SIZE);
   await boss.createQueue(QUEUE);
   await boss.createQueue(PICKUP_QUEUE, { notify: true });
   const queue = await boss.getQueue(QUEUE);
@@ -46,19 +74,45 @@ export async function openPgBoss(url: string): Promise<Peer> {
     return (result.rows[0] as { n: number } | undefined)?.n ?? 0;
   };
 
-  return {
+  const add = async (count: number) => {
+    for (let done = 0; done < count; done += INSERT_CHUNK) {
+      const size = Math.min(INSERT_CHUNK, count - done);
+      await boss.insert(
+        QUEUE,
+        Array.from({ length: size }, () => ({ data: {} })),
+      );
+    }
+  };
+
+  const worker: PeerWorker = {
+    add,
+    remaining,
+    startWorker: (concurrency: number) => startPgBossWorker(boss, concurrency),
+    workerProcessArgs: (concurrency: number) => ['pg-boss', url, schema, String(concurrency)],
+  };
+
+  const peer: Peer = {
     system: 'pg-boss',
 
     async fill(count: number) {
       await boss.deleteAllJobs(QUEUE);
-      for (let done = 0; done < count; done += INSERT_CHUNK) {
-        const size = Math.min(INSERT_CHUNK, count - done);
-        await boss.insert(
-          QUEUE,
-          Array.from({ length: size }, () => ({ data: {} })),
-        );
-      }
+      await add(count);
       await vacuumSchema(url, schema);
+    },
+
+    worker,
+
+    async pickupUnderLoad(settings: LoadedPickupSettings): Promise<number[]> {
+      await peer.fill(settings.level);
+      const clock = new PickupClock();
+      const stopWorker = await startPgBossWorker(boss, settings.concurrency, (key) => clock.started(key));
+      const stopProducer = keepToppedUp(worker, settings.level);
+      try {
+        return await clock.collect(settings, (key) => boss.send(QUEUE, { key }, { priority: 10 }));
+      } finally {
+        await stopProducer();
+        await stopWorker();
+      }
     },
 
     claimThroughput(settings: DrainSettings): Promise<Drained> {
@@ -75,19 +129,11 @@ export async function openPgBoss(url: string): Promise<Peer> {
 
     async endToEnd(settings: DrainSettings): Promise<Drained> {
       const started = performance.now();
-      await boss.work(
-        QUEUE,
-        {
-          batchSize: settings.concurrency,
-          burstWhenBatchFull: true,
-          pollingIntervalSeconds: 0.5,
-        },
-        async () => {},
-      );
+      const stop = await startPgBossWorker(boss, settings.concurrency);
       try {
         return await waitUntilDone(settings, started, remaining);
       } finally {
-        await boss.offWork(QUEUE, { wait: true });
+        await stop();
       }
     },
 
@@ -111,4 +157,5 @@ export async function openPgBoss(url: string): Promise<Peer> {
       }
     },
   };
+  return peer;
 }

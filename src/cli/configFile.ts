@@ -9,7 +9,7 @@ import { fileOrigin, flagOrigin, type SettingOrigin } from './settingOrigin.ts';
 
 /**
  * Settings a config file can set: the camelCase names of the flags (`--job-interval` →
- * `jobInterval`), plus the seed's remote controller keys, which have no flag yet.
+ * `jobInterval`, `--provisioning-server-url` → `provisioningServerUrl`).
  */
 export type FileSetting =
   | 'dataDir'
@@ -24,6 +24,7 @@ export type FileSetting =
   | 'maxJobTimeout'
   | 'drainTimeout'
   | 'historyExpiration'
+  | 'historyLokiUrl'
   | 'workerId'
   | 'listen'
   | 'inspect'
@@ -34,7 +35,14 @@ export type FileSetting =
   | 'tlsCertFile'
   | 'tlsKeyFile'
   | 'token'
-  | 'tokenExchangeUrl';
+  | 'tokenExchangeUrl'
+  | 'adminTokens'
+  | 'tokenSigningKeyFile'
+  | 'accessTokenLifetime'
+  | 'queueJobs'
+  | 'queueConfig'
+  | 'queueInstance'
+  | 'queueJobRetention';
 
 /**
  * Section → key → setting. Keys are the snake_case of the flag, except where the seed's
@@ -49,6 +57,7 @@ export const CONFIG_KEYS: Readonly<Record<string, Readonly<Record<string, FileSe
     tls_cert_file: 'tlsCertFile',
     tls_key_file: 'tlsKeyFile',
     history_expiration: 'historyExpiration',
+    history_loki_url: 'historyLokiUrl',
     concurrent_drivers: 'concurrency',
     max_job_timeout: 'maxJobTimeout',
     job_interval: 'jobInterval',
@@ -63,6 +72,10 @@ export const CONFIG_KEYS: Readonly<Record<string, Readonly<Record<string, FileSe
     log_level: 'logLevel',
     inspect: 'inspect',
     inspect_port: 'inspectPort',
+    queue_jobs: 'queueJobs',
+    queue_config: 'queueConfig',
+    queue_instance: 'queueInstance',
+    queue_job_retention: 'queueJobRetention',
   },
   grpc_client_authentication: {
     token: 'token',
@@ -72,6 +85,12 @@ export const CONFIG_KEYS: Readonly<Record<string, Readonly<Record<string, FileSe
     url: 'databaseUrl',
     ensure_default_org_and_user: null,
     skip_migrations: null,
+  },
+  // leasehold's own: the token exchange of `serve` (the seed's file has no such section).
+  auth: {
+    admin_tokens: 'adminTokens',
+    token_signing_key_file: 'tokenSigningKeyFile',
+    access_token_lifetime: 'accessTokenLifetime',
   },
 };
 

@@ -11,9 +11,15 @@ const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;
 
 /**
  * Parses a duration; `key` and `source` (or an origin, for a config file line) name where the
- * value came from, for the error message.
+ * value came from, for the error message. `maxMs` defaults to the longest timer; a setting that is
+ * never waited on by one timer (a retention window) may allow more.
  */
-export function parseDuration(value: string, key: string | SettingOrigin, source = 'flag'): number {
+export function parseDuration(
+  value: string,
+  key: string | SettingOrigin,
+  source = 'flag',
+  maxMs = MAX_TIMER_MS,
+): number {
   const { field, label } = typeof key === 'string' ? flagOrigin(key, source) : key;
   const text = value.trim();
   if (text === '0') return 0;
@@ -34,10 +40,12 @@ export function parseDuration(value: string, key: string | SettingOrigin, source
     throw new ValidationError(field, `${label}: empty duration; use forms like 30s, 15m, 24h`);
   }
   const ms = Math.round(total);
-  if (ms > MAX_TIMER_MS) {
+  if (ms > maxMs) {
     throw new ValidationError(
       field,
-      `${label}: "${value}" is longer than the longest timer Node.js can set (about 24 days)`,
+      maxMs === MAX_TIMER_MS
+        ? `${label}: "${value}" is longer than the longest timer Node.js can set (about 24 days)`
+        : `${label}: "${value}" is longer than ${formatDuration(maxMs)}`,
     );
   }
   return ms;

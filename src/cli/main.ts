@@ -5,6 +5,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import type { Logger } from 'pino';
 import { LeaseholdError, NotFoundError, ValidationError } from '../errors.ts';
+import { historyReader } from '../history/historySink.ts';
 import { inspectorSettings, type RawInspectorOptions } from '../inspect/inspector.ts';
 import { FINAL_STATES, type FinalState, type HistoricJob, type Job, MAX_PAGE_SIZE } from '../store/job.ts';
 import { buildNewJob, type EnqueueOptions, waitForJob } from './enqueue.ts';
@@ -15,7 +16,9 @@ import { serve } from './serve.ts';
 import {
   type ConnectionSettings,
   connectionSettings,
+  historySettings,
   type RawConnectionOptions,
+  type RawHistoryOptions,
   type RawServeOptions,
   serveSettings,
 } from './settings.ts';
@@ -131,7 +134,10 @@ Examples:
     program
       .command('serve')
       .description('run the daemon: claim jobs up to --concurrency and run their handlers')
-      .option('--concurrency <n>', 'jobs run at once by this daemon (env LEASEHOLD_CONCURRENCY; default 3)')
+      .option(
+        '--concurrency <n>',
+        'jobs run at once by this daemon; 0 serves the API only, for remote drivers to work its jobs (env LEASEHOLD_CONCURRENCY; default 3)',
+      )
       .option(
         '--handlers <module>',
         'ES module exporting handlers ({ action, run(ctx) }); repeatable',
@@ -156,27 +162,78 @@ Examples:
       )
       .option(
         '--history-expiration <duration>',
-        'prune history older than this; 0 keeps it forever (default 0)',
+        'prune history older than this; 0 keeps it forever (env LEASEHOLD_HISTORY_EXPIRATION; default 0; ignored with --history-loki-url)',
+      )
+      .option(
+        '--history-loki-url <url>',
+        'push finished jobs to this Loki and read history from it; no pruning by age (env LEASEHOLD_HISTORY_LOKI_URL)',
       )
       .option('--worker-id <id>', 'lease owner name of this daemon (default <host>-<pid>-<random>)')
       .option(
         '--listen <host:port>',
         'address of the HTTP API, health and metrics (env LEASEHOLD_LISTEN; default 127.0.0.1:6446; port 0 picks one)',
       )
+      .option(
+        '--queue-jobs <jobs.json>',
+        'job-chief’s jobs file: start a Kubernetes Job whenever one of its pg-boss queues has items (env LEASEHOLD_QUEUE_JOBS)',
+      )
+      .option(
+        '--queue-config <config.json>',
+        'job-chief’s service config: instanceUid, jobsConfigPath, the pg-boss db, namespace, pullSecret (env LEASEHOLD_QUEUE_CONFIG)',
+      )
+      .option(
+        '--queue-instance <uid>',
+        'label value telling this installation’s Jobs apart in the namespace (env LEASEHOLD_QUEUE_INSTANCE; default app.instanceUid, else leasehold)',
+      )
+      .option(
+        '--queue-job-retention <duration>',
+        'delete a queue’s finished Jobs this long after they ended (env LEASEHOLD_QUEUE_JOB_RETENTION; default 24h)',
+      )
       .option('--inspect', 'stream every actor to Stately’s XState inspector (env LEASEHOLD_INSPECT)')
       .option(
         '--inspect-port <port>',
         'port of the inspector page on 127.0.0.1 (env LEASEHOLD_INSPECT_PORT; default 5678)',
+      )
+      .option(
+        '--admin-token <secret>',
+        'a secret that may mint access tokens at POST /sign/access-token; repeatable (env LEASEHOLD_ADMIN_TOKENS, comma-separated; visible in ps, prefer the env or [auth] admin_tokens)',
+        collect,
+      )
+      .option(
+        '--token-signing-key-file <file>',
+        'Ed25519 private key (PKCS#8 PEM) that signs access tokens (env LEASEHOLD_TOKEN_SIGNING_KEY_FILE; default <data-dir>/access-token.key, generated on first start)',
+      )
+      .option(
+        '--access-token-lifetime <duration>',
+        'how long a minted access token is valid, 1s to 24h (env LEASEHOLD_ACCESS_TOKEN_LIFETIME; default 10m)',
+      )
+      .option(
+        '--tls-cert-file <file>',
+        'certificate (PEM): the API serves HTTPS; in remote mode, the client certificate (env LEASEHOLD_TLS_CERT_FILE)',
+      )
+      .option('--tls-key-file <file>', 'private key (PEM) of --tls-cert-file (env LEASEHOLD_TLS_KEY_FILE)')
+      .option(
+        '--tls-ca-file <file>',
+        'CA (PEM): the API requires client certificates it signed (mTLS); in remote mode, the CA trusted for the server (env LEASEHOLD_TLS_CA_FILE)',
+      )
+      .option(
+        '--tls-insecure',
+        'remote mode: do not verify the provisioning server certificate (env LEASEHOLD_TLS_INSECURE)',
+      )
+      .option(
+        '--provisioning-server-url <url>',
+        'remote controller mode: run drivers only, claiming and working the jobs of the leasehold API at this URL instead of a database (env LEASEHOLD_PROVISIONING_SERVER_URL)',
+      )
+      .option(
+        '--token <secret>',
+        'remote mode: admin token exchanged for access tokens (env LEASEHOLD_TOKEN; visible in ps, prefer the env or [grpc_client_authentication] token)',
+      )
+      .option(
+        '--token-exchange-url <url>',
+        'remote mode: the token exchange, e.g. https://host:6446/sign/access-token (env LEASEHOLD_TOKEN_EXCHANGE_URL)',
       ),
   ).action(async (raw: RawServeOptions & RawInspectorOptions) => {
     const settings = serveSettings(raw);
-    const remote = settings.config?.values.provisioningServerUrl;
-    if (settings.provisioningClient.serverUrl && remote) {
-      throw new ValidationError(
-        remote.origin.field,
-        `${remote.origin.label}: remote controller mode is not built yet; remove the key to run on PostgreSQL`,
-      );
-    }
     const inspector = inspectorSettings(raw, process.env, settings.config?.values ?? {});
     const log = createLogger(settings.logLevel, { fd: 1 });
     noteIgnoredConfigKeys(settings, log);
@@ -274,10 +331,14 @@ Examples:
       .option('--repository <name>', 'only this repository')
       .addOption(new Option('--state <state>', 'only jobs that ended so').choices([...FINAL_STATES]))
       .option('--limit <n>', 'at most this many (default 100)')
+      .option(
+        '--history-loki-url <url>',
+        'read history from this Loki, where serve pushes it (env LEASEHOLD_HISTORY_LOKI_URL)',
+      )
       .option('--json', 'print an array of historic jobs with their status'),
   ).action(
     async (
-      raw: RawConnectionOptions & {
+      raw: RawHistoryOptions & {
         namespace?: string;
         repository?: string;
         state?: FinalState;
@@ -285,8 +346,9 @@ Examples:
         json?: boolean;
       },
     ) => {
+      const { historyLokiUrl } = historySettings(raw);
       await withStore(raw, async (store) => {
-        const page = await store.listHistory({
+        const page = await historyReader(store, historyLokiUrl).list({
           ...(raw.namespace ? { namespace: raw.namespace } : {}),
           ...(raw.repository ? { repository: raw.repository } : {}),
           ...(raw.state ? { state: raw.state } : {}),

@@ -9,6 +9,8 @@ import type { ConnectionSettings } from './settings.ts';
 export interface OpenedStore {
   store: PostgresJobStore;
   embedded: boolean;
+  /** The database's URL (the embedded server's too): the queue trigger's pg-boss defaults to it. */
+  connectionString: string;
   close(): Promise<void>;
 }
 
@@ -32,6 +34,7 @@ export async function openStore(
     return {
       store,
       embedded: database.embedded,
+      connectionString: database.connectionString,
       async close() {
         await store.close();
         await database.close();

@@ -4,17 +4,25 @@
 
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { createAccessControl } from '../auth/accessControl.ts';
+import { loadServerTls } from '../auth/serverTls.ts';
 import { ValidationError } from '../errors.ts';
-import { startHistoryPruner } from '../history/historyPruner.ts';
+import { startHistorySink } from '../history/historySink.ts';
 import { databaseCheck, driverCheck } from '../http/healthRoutes.ts';
 import { createHttpServer, type HttpServer } from '../http/server.ts';
+import { ActorObserver } from '../inspect/actorObserver.ts';
 import { type InspectorSettings, startInspector } from '../inspect/inspector.ts';
 import { CpuPool } from '../runtime/cpuPool.ts';
 import { createDriver } from '../runtime/driver.ts';
 import { HandlerRegistry, loadHandlerModule } from '../runtime/handlerRegistry.ts';
 import { execHandler } from '../runtime/handlers/exec.ts';
+import { createPullHandler } from '../runtime/handlers/pull.ts';
 import { createRuntimeMetrics } from '../runtime/metrics.ts';
+import { PostgresRepositoryStore } from '../store/postgres/postgresRepositoryStore.ts';
+import { createQueueTriggerService } from '../triggers/queue/queueTriggerService.ts';
+import { RepositoryController } from '../triggers/repositoryController.ts';
 import { openStore } from './openStore.ts';
+import { serveRemote } from './serveRemote.ts';
 import type { ServeSettings } from './settings.ts';
 
 export async function serve(
@@ -29,8 +37,36 @@ export async function serve(
       log.info({ action: handler.action, module: path }, 'handler loaded');
     }
   }
+  // Remote controller mode: drivers only, against another leasehold's API; no database here.
+  if (settings.provisioningClient.serverUrl) return serveRemote(settings, log, handlers, inspector);
+
+  // Before any database starts: a bad certificate or key file stops start-up at once. In remote
+  // mode the --tls-* flags are the client's, not the API's.
+  const https = settings.provisioningClient.serverUrl ? undefined : loadServerTls(settings.tls);
+  const access = await createAccessControl(settings.auth, log);
 
   const opened = await openStore(settings, log, settings.concurrency + 4);
+  const repositories = new PostgresRepositoryStore(opened.store);
+  // The built-in pull needs the repositories table, hence joins only here (not in remote mode);
+  // a `pull` handler from --handlers still overrides it.
+  if (!handlers.has('pull')) handlers.register(createPullHandler({ repositories }));
+  const repositoryController = new RepositoryController({ repositories, jobs: opened.store, log });
+  // --queue-jobs: its runs are `kube-job` jobs this driver (or any replica's) claims.
+  let queueTrigger: ReturnType<typeof createQueueTriggerService> | undefined;
+  try {
+    queueTrigger = settings.queueTrigger
+      ? createQueueTriggerService({
+          settings: settings.queueTrigger,
+          store: opened.store,
+          databaseUrl: opened.connectionString,
+          log,
+        })
+      : undefined;
+  } catch (err) {
+    await opened.close();
+    throw err;
+  }
+  if (queueTrigger) handlers.register(queueTrigger.handler);
   const inspection = inspector.enabled
     ? await startInspector({ port: inspector.port, log }).catch(async (err: unknown) => {
         await opened.close();
@@ -38,6 +74,7 @@ export async function serve(
       })
     : undefined;
   const cpu = new CpuPool();
+  const actors = new ActorObserver();
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const driver = createDriver(
@@ -48,7 +85,13 @@ export async function serve(
       log,
       owner: settings.workerId,
       metrics: createRuntimeMetrics(registry),
-      ...(inspection ? { inspect: inspection.inspect } : {}),
+      // The dashboard's observer always; the XState inspector too with --inspect.
+      inspect: inspection
+        ? (event) => {
+            actors.inspect(event);
+            inspection.inspect(event);
+          }
+        : actors.inspect,
     },
     {
       concurrency: settings.concurrency,
@@ -59,7 +102,13 @@ export async function serve(
       drainTimeoutMs: settings.drainTimeoutMs,
     },
   );
-  const stopPruner = startHistoryPruner(opened.store, settings.historyExpirationMs, log);
+  const history = startHistorySink({
+    store: opened.store,
+    log,
+    expirationMs: settings.historyExpirationMs,
+    lokiUrl: settings.historyLokiUrl,
+    registry,
+  });
 
   let http: HttpServer;
   try {
@@ -67,10 +116,16 @@ export async function serve(
       store: opened.store,
       log,
       registry,
+      actors,
+      history: history.reader,
       readiness: async () => [await databaseCheck(opened.store), driverCheck(driver)],
+      authorize: access.authorize,
+      tokenExchange: access.tokenExchange,
+      repositoryApi: { store: repositories, onChanged: () => repositoryController.poke() },
+      ...(https ? { https } : {}),
     });
   } catch (err) {
-    stopPruner();
+    await history.stop();
     await inspection?.close();
     await cpu.close();
     await opened.close();
@@ -86,10 +141,13 @@ export async function serve(
       }
       draining = true;
       log.info({ signal }, 'draining: no new claims; releasing the leases of running jobs');
-      stopPruner();
       // First the API: no new jobs through it, watch streams ended, /readyz gone with it.
       await http.close().catch((err: unknown) => log.warn({ err }, 'closing the HTTP server failed'));
+      await repositoryController.stop();
+      await queueTrigger?.stop();
       await driver.drain();
+      // Rows not pushed yet stay in the table (the outbox); the next daemon to start pushes them.
+      await history.stop();
       await inspection?.close();
       await cpu.close();
       await opened.close();
@@ -109,6 +167,8 @@ export async function serve(
   });
 
   driver.actor.start();
+  repositoryController.start();
+  queueTrigger?.start();
   log.info(
     {
       worker: settings.workerId,
@@ -118,6 +178,7 @@ export async function serve(
       actions: handlers.actions(),
       leaseMs: settings.leaseMs,
       jobIntervalMs: settings.jobIntervalMs,
+      history: history.describe,
     },
     'leasehold serving',
   );
@@ -145,11 +206,11 @@ async function listen(
       { cause: err },
     );
   }
-  log.info({ url }, 'http API listening');
-  if (!isLoopback(host)) {
+  log.info({ url, mutualTls: options.https?.requestCert ?? false }, 'http API listening');
+  if (!isLoopback(host) && !options.https) {
     log.warn(
       { url },
-      'the HTTP API has no authentication yet: anyone who reaches this address can queue jobs, exec included; listen on 127.0.0.1 unless a proxy in front authenticates',
+      'the API is served over plain HTTP on a non-loopback address: admin and access tokens cross the network readable by anyone on the path; give --tls-cert-file and --tls-key-file, or put a TLS-terminating proxy in front',
     );
   }
   return http;

@@ -5,10 +5,15 @@
 import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { LevelWithSilent } from 'pino';
 import { defaultDataDir } from '../db/openDatabase.ts';
 import { ValidationError } from '../errors.ts';
+import {
+  DEFAULT_FINISHED_JOB_RETENTION_MS,
+  loadQueueTriggerSettings,
+  type QueueTriggerSettings,
+} from '../triggers/queue/queueTriggerSettings.ts';
 import { type ConfigFile, type FileSetting, type FileValue, loadConfigFile } from './configFile.ts';
 import { parseDuration } from './duration.ts';
 import { LOG_LEVELS } from './logger.ts';
@@ -34,10 +39,46 @@ export interface ServeSettings extends ConnectionSettings {
   jobTimeoutMs: number;
   drainTimeoutMs: number;
   historyExpirationMs: number;
+  /** `--history-loki-url`: ship history to this Loki and read it from there; local pruning by age is off. */
+  historyLokiUrl: URL | undefined;
   workerId: string;
   /** Where the HTTP API listens. */
   listen: ListenAddress;
+  /** --listen was given (flag, env or file), not defaulted: remote mode serves health and metrics only then. */
+  listenSet: boolean;
   provisioningClient: ProvisioningClientSettings;
+  /** Access tokens: who may mint them at the exchange, what signs them, how long they live. */
+  auth: AuthSettings;
+  /**
+   * `--tls-*`, one set for both sides: without a provisioning server URL they make the API serve
+   * HTTPS (and mTLS with a CA); in remote mode they are the client's TLS toward that server.
+   */
+  tls: TlsSettings;
+  /** `--queue-jobs` / `--queue-config`: job-chief's queue-triggered Jobs; undefined when off. */
+  queueTrigger: QueueTriggerSettings | undefined;
+}
+
+export interface TlsSettings {
+  /** `--tls-cert-file` (`[operator] tls_cert_file`): absolute when from the file. With keyFile, or neither. */
+  certFile?: string;
+  /** `--tls-key-file` (`[operator] tls_key_file`). */
+  keyFile?: string;
+  /** `--tls-ca-file`: server side, client certificates must chain to it (mTLS); client side, the CA trusted. */
+  caFile?: string;
+  /** `--tls-insecure`: client side only, skip verifying the server's certificate. Default false. */
+  insecure: boolean;
+}
+
+export interface AuthSettings {
+  /** Secrets the token exchange accepts as `Authorization: Bearer`; empty: it refuses everyone. */
+  adminTokens: string[];
+  /**
+   * The Ed25519 private key (PKCS#8 PEM) that signs access tokens. `createIfMissing` for the
+   * default `<dataDir>/access-token.key`; a file named by the user must exist.
+   */
+  signingKey: { file: string; createIfMissing: boolean };
+  /** How long a minted access token is valid. Default 10 minutes. */
+  accessTokenLifetimeMs: number;
 }
 
 /**
@@ -46,18 +87,15 @@ export interface ServeSettings extends ConnectionSettings {
  * used yet: `serve` refuses to start when `serverUrl` is set.
  */
 export interface ProvisioningClientSettings {
-  /** `[operator] provisioning_server_url`. */
+  /**
+   * `--provisioning-server-url`: remote controller mode when set, and then `token` and
+   * `tokenExchangeUrl` are set too (checked here).
+   */
   serverUrl: URL | undefined;
-  /** `[operator] tls_insecure`: skip server certificate verification. Default false. */
-  tlsInsecure: boolean;
-  /** `[operator] tls_ca_file`, absolute. */
-  tlsCaFile: string | undefined;
-  /** `[operator] tls_cert_file` and `tls_key_file`, absolute; both or neither (mutual TLS). */
-  tlsCertFile: string | undefined;
-  tlsKeyFile: string | undefined;
-  /** `[grpc_client_authentication] token`. */
+  // TLS of the client: ServeSettings.tls.
+  /** `--token`: the admin token exchanged for access tokens. */
   token: string | undefined;
-  /** `[grpc_client_authentication] token_exchange_url`. */
+  /** `--token-exchange-url`: where (`…/sign/access-token`). */
   tokenExchangeUrl: URL | undefined;
 }
 
@@ -78,6 +116,10 @@ export interface RawConnectionOptions {
 }
 
 export interface RawServeOptions extends RawConnectionOptions {
+  queueJobs?: string;
+  queueConfig?: string;
+  queueInstance?: string;
+  queueJobRetention?: string;
   concurrency?: string;
   handlers?: string[];
   jobInterval?: string;
@@ -86,8 +128,19 @@ export interface RawServeOptions extends RawConnectionOptions {
   maxJobTimeout?: string;
   drainTimeout?: string;
   historyExpiration?: string;
+  historyLokiUrl?: string;
   workerId?: string;
   listen?: string;
+  provisioningServerUrl?: string;
+  token?: string;
+  tokenExchangeUrl?: string;
+  adminToken?: string[];
+  tokenSigningKeyFile?: string;
+  accessTokenLifetime?: string;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  tlsCaFile?: string;
+  tlsInsecure?: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -141,20 +194,14 @@ class Layers {
     );
   }
 
-  /** A setting only the config file sets (the seed's remote controller keys have no flag yet). */
-  fileOnly(setting: FileSetting): Picked | undefined {
-    const file = this.config?.values[setting];
-    return file !== undefined && file.value !== '' ? { ...file, fromFile: true } : undefined;
-  }
-
   /** A path from the file is relative to the file; from a flag or env, to the working directory. */
   path(picked: Picked, path = picked.value): string {
     return picked.fromFile && this.config ? resolve(this.config.dir, path) : path;
   }
 
-  duration(setting: FileSetting, flagName: string, envKey: string, fallback: number): number {
+  duration(setting: FileSetting, flagName: string, envKey: string, fallback: number, maxMs?: number): number {
     const picked = this.pick(setting, flagName, envKey);
-    return picked ? parseDuration(picked.value, picked.origin) : fallback;
+    return picked ? parseDuration(picked.value, picked.origin, undefined, maxMs) : fallback;
   }
 }
 
@@ -162,13 +209,29 @@ function invalid(origin: SettingOrigin, message: string): ValidationError {
   return new ValidationError(origin.field, `${origin.label}: ${message}`);
 }
 
-function positiveInt(picked: Picked | undefined, fallback: number): number {
+function wholeNumber(picked: Picked | undefined, fallback: number, min: number, why = ''): number {
   if (!picked) return fallback;
   const n = Number(picked.value);
-  if (!Number.isInteger(n) || n < 1) {
-    throw invalid(picked.origin, `"${picked.value}" must be a whole number of at least 1`);
+  if (!Number.isInteger(n) || n < min) {
+    throw invalid(picked.origin, `"${picked.value}" must be a whole number of at least ${min}${why}`);
   }
   return n;
+}
+
+/**
+ * `--concurrency`: 0 makes a daemon that serves the API and claims nothing (its jobs are worked by
+ * remote drivers); a remote driver, which only works jobs, needs at least 1.
+ */
+function concurrency(layers: Layers, remote: boolean): number {
+  const picked = layers.pick('concurrency', '--concurrency', 'LEASEHOLD_CONCURRENCY');
+  return remote
+    ? wholeNumber(
+        picked,
+        3,
+        1,
+        ' in remote controller mode, which only works jobs (0 is for a daemon that serves the API only)',
+      )
+    : wholeNumber(picked, 3, 0);
 }
 
 /**
@@ -257,9 +320,11 @@ export function serveSettings(raw: RawServeOptions, env: Env = process.env): Ser
     throw invalid(where?.origin ?? flagOrigin('--max-job-timeout'), 'must be more than 0');
   }
   const pickedListen = layers.pick('listen', '--listen', 'LEASEHOLD_LISTEN');
+  const connection = connectionLayers(layers);
+  const provisioningClient = provisioningClientSettings(layers);
   return {
-    ...connectionLayers(layers),
-    concurrency: positiveInt(layers.pick('concurrency', '--concurrency', 'LEASEHOLD_CONCURRENCY'), 3),
+    ...connection,
+    concurrency: concurrency(layers, provisioningClient.serverUrl !== undefined),
     handlers: handlerModules(raw.handlers, layers),
     jobIntervalMs,
     leaseMs,
@@ -271,15 +336,81 @@ export function serveSettings(raw: RawServeOptions, env: Env = process.env): Ser
       '--history-expiration',
       'LEASEHOLD_HISTORY_EXPIRATION',
       0,
+      // A retention window is compared with row ages, never waited on by one timer.
+      MAX_HISTORY_EXPIRATION_MS,
     ),
+    historyLokiUrl: historyLokiUrl(layers),
     workerId:
       layers.pick('workerId', '--worker-id', 'LEASEHOLD_WORKER_ID')?.value ??
       `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     listen: pickedListen
       ? parseListenAddress(pickedListen.value, pickedListen.origin)
       : parseListenAddress(DEFAULT_LISTEN, flagOrigin('--listen', 'default')),
-    provisioningClient: provisioningClientSettings(layers),
+    listenSet: pickedListen !== undefined,
+    provisioningClient,
+    auth: authSettings(raw, layers, connection.dataDir),
+    tls: tlsSettings(raw, layers),
+    queueTrigger: queueTriggerSettings(layers),
   };
+}
+
+/** `--queue-jobs`, `--queue-config`, `--queue-instance`, `--queue-job-retention` (and env, `[operator] queue_*`). */
+function queueTriggerSettings(layers: Layers): QueueTriggerSettings | undefined {
+  const file = (picked: Picked | undefined) =>
+    picked ? { path: layers.path(picked), label: picked.origin.label } : undefined;
+  const jobs = file(layers.pick('queueJobs', '--queue-jobs', 'LEASEHOLD_QUEUE_JOBS'));
+  const serviceConfig = file(layers.pick('queueConfig', '--queue-config', 'LEASEHOLD_QUEUE_CONFIG'));
+  const instance = layers.pick('queueInstance', '--queue-instance', 'LEASEHOLD_QUEUE_INSTANCE');
+  return loadQueueTriggerSettings({
+    ...(jobs ? { jobs } : {}),
+    ...(serviceConfig ? { serviceConfig } : {}),
+    ...(instance ? { instanceUid: { value: instance.value, label: instance.origin.label } } : {}),
+    finishedJobRetentionMs: layers.duration(
+      'queueJobRetention',
+      '--queue-job-retention',
+      'LEASEHOLD_QUEUE_JOB_RETENTION',
+      DEFAULT_FINISHED_JOB_RETENTION_MS,
+      // Compared with Jobs' ages, never waited on by one timer.
+      MAX_HISTORY_EXPIRATION_MS,
+    ),
+  });
+}
+
+/** Ten years: longer is a typo, not a retention policy. */
+const MAX_HISTORY_EXPIRATION_MS = 10 * 365 * 86_400_000;
+
+/** `--history-loki-url` / LEASEHOLD_HISTORY_LOKI_URL / `[operator] history_loki_url`: Loki's base URL. */
+function historyLokiUrl(layers: Layers): URL | undefined {
+  const picked = layers.pick('historyLokiUrl', '--history-loki-url', 'LEASEHOLD_HISTORY_LOKI_URL');
+  if (!picked) return undefined;
+  const url = URL.canParse(picked.value) ? new URL(picked.value) : undefined;
+  if (url?.protocol !== 'http:' && url?.protocol !== 'https:') {
+    throw invalid(
+      picked.origin,
+      `"${picked.value}" is not an http(s) URL (Loki's base URL, e.g. http://loki:3100)`,
+    );
+  }
+  if (url.search !== '' || url.hash !== '') {
+    throw invalid(
+      picked.origin,
+      'must be a base URL without ?query or #fragment; /loki/api/v1/... is appended to it',
+    );
+  }
+  return url;
+}
+
+export interface RawHistoryOptions extends RawConnectionOptions {
+  historyLokiUrl?: string;
+}
+
+/** What the `history` command reads: the connection, and Loki when history is shipped there. */
+export interface HistorySettings extends ConnectionSettings {
+  historyLokiUrl: URL | undefined;
+}
+
+export function historySettings(raw: RawHistoryOptions, env: Env = process.env): HistorySettings {
+  const layers = new Layers(raw, env, loadConfigFile(raw.config, env));
+  return { ...connectionLayers(layers), historyLokiUrl: historyLokiUrl(layers) };
 }
 
 /** Repeated flags, else comma-separated in LEASEHOLD_HANDLERS or `[operator] handlers`. */
@@ -295,8 +426,14 @@ function handlerModules(flag: string[] | undefined, layers: Layers): string[] {
 }
 
 function provisioningClientSettings(layers: Layers): ProvisioningClientSettings {
-  const url = (setting: FileSetting): URL | undefined => {
-    const picked = layers.fileOnly(setting);
+  const serverUrl = layers.pick(
+    'provisioningServerUrl',
+    '--provisioning-server-url',
+    'LEASEHOLD_PROVISIONING_SERVER_URL',
+  );
+  const token = layers.pick('token', '--token', 'LEASEHOLD_TOKEN');
+  const exchangeUrl = layers.pick('tokenExchangeUrl', '--token-exchange-url', 'LEASEHOLD_TOKEN_EXCHANGE_URL');
+  const url = (picked: Picked | undefined): URL | undefined => {
     if (!picked) return undefined;
     const parsed = URL.canParse(picked.value) ? new URL(picked.value) : undefined;
     if (parsed?.protocol !== 'http:' && parsed?.protocol !== 'https:') {
@@ -304,36 +441,112 @@ function provisioningClientSettings(layers: Layers): ProvisioningClientSettings 
     }
     return parsed;
   };
-  const file = (setting: FileSetting): string | undefined => {
-    const picked = layers.fileOnly(setting);
-    if (!picked) return undefined;
-    const path = layers.path(picked);
-    let isFile = false;
-    try {
-      isFile = statSync(path).isFile();
-    } catch {
-      // Reported below like a directory: the message names the path either way.
+  // Remote mode needs the admin token and where to exchange it; the two mean nothing without it.
+  if (serverUrl) {
+    const missing = [
+      token ? undefined : '--token (env LEASEHOLD_TOKEN, [grpc_client_authentication] token)',
+      exchangeUrl
+        ? undefined
+        : '--token-exchange-url (env LEASEHOLD_TOKEN_EXCHANGE_URL, [grpc_client_authentication] token_exchange_url)',
+    ].filter((what) => what !== undefined);
+    if (missing.length > 0) {
+      throw invalid(
+        serverUrl.origin,
+        `remote controller mode also needs ${missing.join(' and ')}: the admin token is exchanged there for access tokens`,
+      );
     }
-    if (!isFile) throw invalid(picked.origin, `"${picked.value}" is not a readable file (${path})`);
-    return path;
+  } else if (token || exchangeUrl) {
+    const given = (token ?? exchangeUrl) as Picked;
+    throw invalid(
+      given.origin,
+      'only used in remote controller mode: give --provisioning-server-url (env LEASEHOLD_PROVISIONING_SERVER_URL, [operator] provisioning_server_url) too, or remove it',
+    );
+  }
+  return {
+    serverUrl: url(serverUrl),
+    token: token?.value,
+    tokenExchangeUrl: url(exchangeUrl),
   };
-  const insecure = layers.fileOnly('tlsInsecure');
+}
+
+/** An existing file, absolute when the config file named it relative to itself. */
+function existingFile(layers: Layers, picked: Picked): string {
+  const path = layers.path(picked);
+  let isFile = false;
+  try {
+    isFile = statSync(path).isFile();
+  } catch {
+    // Reported below like a directory: the message names the path either way.
+  }
+  if (!isFile) throw invalid(picked.origin, `"${picked.value}" is not a readable file (${path})`);
+  return path;
+}
+
+function tlsSettings(raw: RawServeOptions, layers: Layers): TlsSettings {
+  const file = (setting: FileSetting, flag: string, envKey: string): Picked | undefined =>
+    layers.pick(setting, flag, envKey);
+  const cert = file('tlsCertFile', '--tls-cert-file', 'LEASEHOLD_TLS_CERT_FILE');
+  const key = file('tlsKeyFile', '--tls-key-file', 'LEASEHOLD_TLS_KEY_FILE');
+  const ca = file('tlsCaFile', '--tls-ca-file', 'LEASEHOLD_TLS_CA_FILE');
+  if ((cert === undefined) !== (key === undefined)) {
+    const set = (cert ?? key) as Picked;
+    throw invalid(
+      set.origin,
+      'a certificate needs its key: give both --tls-cert-file and --tls-key-file (tls_cert_file and tls_key_file), or neither',
+    );
+  }
+  // A boolean flag arrives as `true`; the environment and the file spell it out.
+  const insecure =
+    raw.tlsInsecure === true
+      ? undefined
+      : layers.pick('tlsInsecure', '--tls-insecure', 'LEASEHOLD_TLS_INSECURE');
   if (insecure && !/^(true|false)$/i.test(insecure.value)) {
     throw invalid(insecure.origin, `"${insecure.value}" must be true or false`);
   }
-  const tlsCertFile = file('tlsCertFile');
-  const tlsKeyFile = file('tlsKeyFile');
-  if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
-    const set = layers.fileOnly(tlsCertFile ? 'tlsCertFile' : 'tlsKeyFile') as Picked;
-    throw invalid(set.origin, 'mutual TLS needs both tls_cert_file and tls_key_file');
+  return {
+    ...(cert ? { certFile: existingFile(layers, cert) } : {}),
+    ...(key ? { keyFile: existingFile(layers, key) } : {}),
+    ...(ca ? { caFile: existingFile(layers, ca) } : {}),
+    insecure: raw.tlsInsecure === true || insecure?.value.toLowerCase() === 'true',
+  };
+}
+
+/** The longest an access token may live: a leaked one is useful to its finder for at most this. */
+const MAX_ACCESS_TOKEN_LIFETIME_MS = 24 * 3_600_000;
+
+function authSettings(raw: RawServeOptions, layers: Layers, dataDir: string): AuthSettings {
+  // Repeated flags win whole; else comma-separated in LEASEHOLD_ADMIN_TOKENS or `[auth] admin_tokens`.
+  const pickedTokens =
+    raw.adminToken === undefined
+      ? layers.pick('adminTokens', '--admin-token', 'LEASEHOLD_ADMIN_TOKENS')
+      : undefined;
+  const adminTokens = (raw.adminToken ?? pickedTokens?.value.split(',') ?? [])
+    .map((token) => token.trim())
+    .filter((token) => token !== '');
+  if (raw.adminToken !== undefined && adminTokens.length < raw.adminToken.length) {
+    throw invalid(flagOrigin('--admin-token'), 'an admin token must not be empty');
+  }
+  const pickedKey = layers.pick(
+    'tokenSigningKeyFile',
+    '--token-signing-key-file',
+    'LEASEHOLD_TOKEN_SIGNING_KEY_FILE',
+  );
+  const pickedLifetime = layers.pick(
+    'accessTokenLifetime',
+    '--access-token-lifetime',
+    'LEASEHOLD_ACCESS_TOKEN_LIFETIME',
+  );
+  const lifetimeMs = pickedLifetime
+    ? parseDuration(pickedLifetime.value, pickedLifetime.origin)
+    : 10 * 60_000;
+  if (pickedLifetime && (lifetimeMs < 1_000 || lifetimeMs > MAX_ACCESS_TOKEN_LIFETIME_MS)) {
+    throw invalid(pickedLifetime.origin, `"${pickedLifetime.value}" must be from 1s to 24h`);
   }
   return {
-    serverUrl: url('provisioningServerUrl'),
-    tlsInsecure: insecure?.value.toLowerCase() === 'true',
-    tlsCaFile: file('tlsCaFile'),
-    tlsCertFile,
-    tlsKeyFile,
-    token: layers.fileOnly('token')?.value,
-    tokenExchangeUrl: url('tokenExchangeUrl'),
+    adminTokens,
+    signingKey: pickedKey
+      ? { file: existingFile(layers, pickedKey), createIfMissing: false }
+      : { file: join(resolve(dataDir), 'access-token.key'), createIfMissing: true },
+    accessTokenLifetimeMs: lifetimeMs,
   };
 }

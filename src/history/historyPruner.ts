@@ -1,5 +1,5 @@
 // Retention of local history (`--history-expiration`): deletes rows older than the expiration on
-// an interval. With Loki holding history, expiration is 0 and nothing runs.
+// an interval; 0 runs nothing. With Loki holding history it is not started at all (historySink.ts).
 
 import type { Logger } from 'pino';
 import type { JobStore } from '../store/jobStore.ts';

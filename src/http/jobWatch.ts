@@ -12,13 +12,17 @@ import { MAX_PAGE_SIZE } from '../store/job.ts';
 import type { JobStore } from '../store/jobStore.ts';
 import { finishedJobResource, type JobResource, jobResource } from './jobResource.ts';
 
+/** The key of a watch over every namespace: a symbol, so no namespace name can collide with it. */
+export const ALL_NAMESPACES: unique symbol = Symbol('all namespaces');
+
 export interface WatchEvent {
   type: 'ADDED' | 'MODIFIED' | 'DELETED';
   object: JobResource;
 }
 
 export interface JobWatcher {
-  namespace: string;
+  /** The namespace watched; ALL_NAMESPACES for every namespace (remote drivers). */
+  namespace: string | typeof ALL_NAMESPACES;
   /** Which jobs of the namespace this watcher wants (its label selector). */
   matches(job: Pick<Job, 'labels'>): boolean;
   send(event: WatchEvent): void;
@@ -47,11 +51,11 @@ class NamespacePoller {
   #created: { uid: string; at: number }[] = [];
 
   readonly store: JobStore;
-  readonly namespace: string;
+  readonly namespace: string | typeof ALL_NAMESPACES;
   readonly intervalMs: number;
   readonly log: Logger;
 
-  constructor(store: JobStore, namespace: string, intervalMs: number, log: Logger) {
+  constructor(store: JobStore, namespace: string | typeof ALL_NAMESPACES, intervalMs: number, log: Logger) {
     this.store = store;
     this.namespace = namespace;
     this.intervalMs = intervalMs;
@@ -88,7 +92,10 @@ class NamespacePoller {
         await this.#pollOnce();
       } while (this.#again && !this.#stopped);
     } catch (err) {
-      this.log.warn({ err, namespace: this.namespace }, 'watch poll failed; retrying on the next interval');
+      this.log.warn(
+        { err, namespace: this.namespace === ALL_NAMESPACES ? '*' : this.namespace },
+        'watch poll failed; retrying on the next interval',
+      );
     } finally {
       this.#polling = false;
       if (!this.#stopped) this.#timer = setTimeout(() => this.poke(), this.intervalMs);
@@ -101,7 +108,7 @@ class NamespacePoller {
     let cursor: string | undefined;
     do {
       const page = await this.store.list({
-        namespace: this.namespace,
+        ...(this.namespace === ALL_NAMESPACES ? {} : { namespace: this.namespace }),
         limit: MAX_PAGE_SIZE,
         continue: cursor,
       });
@@ -164,7 +171,7 @@ export class JobWatchHub {
   readonly #store: JobStore;
   readonly #intervalMs: number;
   readonly #log: Logger;
-  readonly #pollers = new Map<string, NamespacePoller>();
+  readonly #pollers = new Map<string | typeof ALL_NAMESPACES, NamespacePoller>();
   #unlisten: Promise<(() => Promise<void>) | undefined> | undefined;
   #closed = false;
 
@@ -227,6 +234,7 @@ export class JobWatchHub {
           for (const poller of this.#pollers.values()) poller.poke();
         } else {
           this.#pollers.get(created.namespace)?.created(created.uid);
+          this.#pollers.get(ALL_NAMESPACES)?.created(created.uid);
         }
       })
       .catch((err: unknown) => {

@@ -5,6 +5,7 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { AlreadyExistsError, ValidationError } from '../errors.ts';
+import type { HistoryReader } from '../history/historyReader.ts';
 import type { HistoricJob, Job } from '../store/job.ts';
 import type { JobStore } from '../store/jobStore.ts';
 import {
@@ -20,6 +21,7 @@ import { type JobAction, jobNameFor, jobSpecSchema, validateJobSpec } from './jo
 import type { JobWatchHub } from './jobWatch.ts';
 import { parseLabelSelector } from './labelSelector.ts';
 import { failure, notFound, type Status, statusSchema } from './status.ts';
+import { streamWatch } from './watchStream.ts';
 
 /** What the API needs to know of repositories (they arrive with the repositories issue). */
 export interface RepositoryLookup {
@@ -29,6 +31,8 @@ export interface RepositoryLookup {
 
 export interface JobsRoutesOptions {
   store: JobStore;
+  /** Historic jobs: the local table or Loki; the routes do not care which. */
+  history: HistoryReader;
   log: Logger;
   watches: JobWatchHub;
   /** When given, jobs are only created for repositories that exist and are healthy. */
@@ -36,9 +40,6 @@ export interface JobsRoutesOptions {
   /** Called for every job the API enqueued (metrics). */
   onEnqueued?: (job: Job) => void;
 }
-
-/** A watch whose client reads slower than jobs change is ended once this much is buffered. */
-const MAX_WATCH_BUFFER = 8 * 1024 * 1024;
 
 // ---- schemas ----
 
@@ -60,7 +61,7 @@ const listQuery = {
   },
 } as const;
 
-const watchQuery = {
+export const watchQuery = {
   type: 'object',
   properties: {
     ...listQuery.properties,
@@ -80,13 +81,13 @@ const watchQuery = {
 
 const errors = { 400: statusSchema, 404: statusSchema, 409: statusSchema } as const;
 
-interface ListQuery {
+export interface ListQuery {
   labelSelector?: string;
   limit?: number;
   continue?: string;
 }
 
-interface WatchQuery extends ListQuery {
+export interface WatchQuery extends ListQuery {
   watch?: boolean;
   timeoutSeconds?: number;
 }
@@ -118,7 +119,7 @@ function decodeRepositoryCursor(text: string | undefined): RepositoryCursor {
   throw new ValidationError('continue', 'continue is not a token this server handed out');
 }
 
-function matchesLabels(job: Pick<Job, 'labels'>, labels: Record<string, string> | undefined): boolean {
+export function matchesLabels(job: Pick<Job, 'labels'>, labels: Record<string, string> | undefined): boolean {
   if (!labels) return true;
   for (const [key, value] of Object.entries(labels)) if (job.labels[key] !== value) return false;
   return true;
@@ -129,7 +130,7 @@ function sendStatus(reply: FastifyReply, status: Status) {
 }
 
 export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, options) => {
-  const { store, watches } = options;
+  const { store, history, watches } = options;
   const log = options.log.child({ component: 'http' });
 
   /** Enqueues; a name in use answers 409 with the job holding it (retried once if it just finished). */
@@ -260,7 +261,7 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, opt
       const room = Math.min(limit, 1000) - items.length;
       if (room === 0) {
         // The page is full of queued jobs; say "more" only if history has something.
-        const peek = await store.listHistory({ ...filter, limit: 1 });
+        const peek = await history.list({ ...filter, limit: 1 });
         return jobList(
           'JobList',
           items,
@@ -268,7 +269,7 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, opt
         );
       }
       const inner = cursor.phase === 'history' ? cursor.inner : undefined;
-      const page = await store.listHistory({ ...filter, limit: room, continue: inner });
+      const page = await history.list({ ...filter, limit: room, continue: inner });
       items.push(...page.items.map(historicJobResource));
       return jobList(
         'JobList',
@@ -300,7 +301,7 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, opt
         job.namespace === namespace && job.repository === repository;
       const job = await store.get(uid);
       if (job && belongs(job)) return jobResource(job);
-      const historic = await store.getHistory(uid);
+      const historic = await history.get(uid);
       if (historic && belongs(historic)) return historicJobResource(historic);
       return sendStatus(
         reply,
@@ -346,37 +347,12 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, opt
     labels: Record<string, string> | undefined,
     timeoutSeconds: number | undefined,
   ) {
-    reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache, private' });
-    res.flushHeaders();
-    let closed = false;
-    let stop = () => {};
-    let timer: NodeJS.Timeout | undefined;
-    const close = () => {
-      if (closed) return;
-      closed = true;
-      clearTimeout(timer);
-      stop();
-      if (!res.writableEnded) res.end();
-    };
-    res.on('close', close);
-    stop = watches.watch({
+    return streamWatch(reply, watches, {
       namespace,
       matches: (job) => matchesLabels(job, labels),
-      send: (event) => {
-        if (closed || res.destroyed) return;
-        res.write(`${JSON.stringify(event)}\n`);
-        if (res.writableLength > MAX_WATCH_BUFFER) {
-          log.warn({ namespace }, 'watch client reads too slowly; ending its watch');
-          close();
-        }
-      },
-      end: close,
+      timeoutSeconds,
+      log,
     });
-    if (closed) stop(); // the hub was closing already
-    if (timeoutSeconds !== undefined) timer = setTimeout(close, Math.min(timeoutSeconds, 86_400) * 1000);
-    return reply;
   }
 
   app.get<{ Params: { namespace: string; name: string } }>(
@@ -447,7 +423,7 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, opt
     async (request) => {
       const { namespace } = request.params;
       const labels = parseLabelSelector(request.query.labelSelector);
-      const page = await store.listHistory({
+      const page = await history.list({
         namespace,
         ...(labels ? { labels } : {}),
         limit: request.query.limit,
@@ -474,9 +450,9 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, opt
     },
     async (request, reply) => {
       const { namespace, name } = request.params;
-      const byUid = await store.getHistory(name);
+      const byUid = await history.get(name);
       if (byUid && byUid.namespace === namespace) return historicJobResource(byUid);
-      const [latest] = (await store.listHistory({ namespace, name, limit: 1 })).items;
+      const [latest] = (await history.list({ namespace, name, limit: 1 })).items;
       return latest ? historicJobResource(latest) : sendStatus(reply, notFound('historicjobs', name));
     },
   );

@@ -20,6 +20,7 @@ export async function registerOpenApiGenerator(app: FastifyInstance): Promise<vo
       tags: [
         { name: 'jobs', description: 'queued and running jobs' },
         { name: 'historicjobs', description: 'finished jobs' },
+        { name: 'repositories', description: 'where resources come from, their health and last sync' },
         { name: 'health', description: 'liveness and readiness' },
         { name: 'metrics', description: 'Prometheus' },
       ],

@@ -1,6 +1,6 @@
 // The daemon's HTTP server: fastify with one plugin per surface (jobs API, OpenAPI, health,
-// metrics), Kubernetes Status errors, and the point where authorisation plugs in. `serve` builds
-// one after the store opened and closes it first when draining.
+// metrics, the dashboard), Kubernetes Status errors, and the point where authorisation plugs in.
+// `serve` builds one after the store opened and closes it first when draining.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import AjvModule from 'ajv';
@@ -14,7 +14,14 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
+import type { ServerTls } from '../auth/serverTls.ts';
+import { type TokenExchangeOptions, tokenExchangeRoutes } from '../auth/tokenExchangeRoutes.ts';
+import { type HistoryReader, tableHistoryReader } from '../history/historyReader.ts';
+import { ActorObserver } from '../inspect/actorObserver.ts';
 import type { JobStore } from '../store/jobStore.ts';
+import type { RepositoryStore } from '../store/repositoryStore.ts';
+import { authorizeHook } from './authorizeHook.ts';
+import { clusterJobsRoutes } from './clusterJobsRoutes.ts';
 import { databaseCheck, healthRoutes, type Readiness } from './healthRoutes.ts';
 import { API_PREFIX } from './jobResource.ts';
 import { jobsRoutes, type RepositoryLookup } from './jobsRoutes.ts';
@@ -22,7 +29,11 @@ import { JobWatchHub } from './jobWatch.ts';
 import { isLocalRequest } from './localRequest.ts';
 import { createApiMetrics, metricsRoutes } from './metricsRoutes.ts';
 import { openapiRoutes, registerOpenApiGenerator } from './openapi.ts';
+import { type RepositoryChanged, repositoriesRoutes } from './repositoriesRoutes.ts';
+import { healthyRepositoryLookup } from './repositoryLookup.ts';
 import { failure, statusFromError } from './status.ts';
+import { storeRoutes } from './storeRoutes.ts';
+import { uiRoutes } from './uiRoutes.ts';
 
 export type HttpServer = FastifyInstance<
   RawServerDefault,
@@ -35,19 +46,25 @@ export type HttpServer = FastifyInstance<
 export type AuthorizeDecision = { allowed: true } | { allowed: false; code: 401 | 403; message: string };
 
 /**
- * Decides whether a request of the API may proceed. `namespace` is the namespace of the path, or
- * undefined for paths outside any (the OpenAPI document). Health and metrics are never asked.
+ * Decides whether a request of the API may proceed. `namespace` is the namespace of the path, `*`
+ * for cluster-wide routes (their `authorizeNamespace` config), or undefined for paths outside any
+ * (the OpenAPI document). Health, metrics and the token exchange are never asked.
  */
 export type Authorize = (
   request: FastifyRequest,
   scope: { namespace: string | undefined },
 ) => AuthorizeDecision | Promise<AuthorizeDecision>;
 
-/** Until access tokens arrive, everyone may do everything: listen on loopback only. */
+/**
+ * Everyone may do everything: for tests, and for embedding behind a proxy that authenticates.
+ * `serve` always passes the access-token authorizer (src/auth/accessTokenAuthorizer.ts).
+ */
 export const allowAll: Authorize = () => ({ allowed: true });
 
 export interface HttpServerOptions {
   store: JobStore;
+  /** Where historic jobs are read (the local table, or Loki). Default: the store's table. */
+  history?: HistoryReader;
   log: Logger;
   /** `/readyz` passes when every check passes. Default: the database answers. */
   readiness?: Readiness;
@@ -55,7 +72,19 @@ export interface HttpServerOptions {
   registry?: Registry;
   /** When given, jobs are created only for repositories that exist and are healthy. */
   repositories?: RepositoryLookup;
-  authorize?: Authorize;
+  /**
+   * Serves the repositories API over this store; when `repositories` is not given, job creation
+   * checks repositories in it too. `onChanged` hears creates and spec replacements (the controller).
+   */
+  repositoryApi?: { store: RepositoryStore; onChanged?: RepositoryChanged };
+  /** Asked before every API request; no default, so that no server is open by omission. */
+  authorize: Authorize;
+  /** Serves `POST /sign/access-token`, which mints the tokens `authorize` accepts. */
+  tokenExchange?: TokenExchangeOptions;
+  /** Serve HTTPS (and with a CA, demand client certificates) instead of HTTP. */
+  https?: ServerTls;
+  /** The live job actors and driver the dashboard shows; default an observer that sees none. */
+  actors?: ActorObserver;
   /**
    * Answer only requests addressed to this machine by name (Host 127.0.0.1, localhost or [::1], and
    * no foreign Origin): set when listening on loopback, it shuts out DNS rebinding from web pages.
@@ -111,6 +140,8 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     forceCloseConnections: 'idle',
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
+    // The raw server is then https.Server, an http.Server for everything this module touches.
+    ...(options.https ? { https: options.https } : {}),
   }) as unknown as HttpServer;
 
   // The API speaks JSON only: a text/plain body is refused (415), not validated as a string.
@@ -158,26 +189,42 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     readiness: options.readiness ?? (async () => [await databaseCheck(store)]),
   });
   await app.register(metricsRoutes, { registry });
+  // Outside the authorised plugin: the exchange checks its own credential, the admin token.
+  if (options.tokenExchange) await app.register(tokenExchangeRoutes, options.tokenExchange);
 
-  const authorize = options.authorize ?? allowAll;
+  const authorize = options.authorize;
+  const repositoryLookup =
+    options.repositories ??
+    (options.repositoryApi ? healthyRepositoryLookup(options.repositoryApi.store) : undefined);
   await app.register(async (api) => {
-    api.addHook('onRequest', async (request, reply) => {
-      const namespace = (request.params as { namespace?: string } | undefined)?.namespace;
-      const decision = await authorize(request, { namespace });
-      if (!decision.allowed) {
-        const reason = decision.code === 401 ? 'Unauthorized' : 'Forbidden';
-        return reply.code(decision.code).send(failure(decision.code, reason, decision.message));
-      }
-    });
+    api.addHook('onRequest', authorizeHook(authorize));
     await api.register(jobsRoutes, {
       prefix: API_PREFIX,
       store,
+      history: options.history ?? tableHistoryReader(store),
       log: options.log,
       watches,
-      ...(options.repositories ? { repositories: options.repositories } : {}),
+      ...(repositoryLookup ? { repositories: repositoryLookup } : {}),
       onEnqueued: (job) => metrics.jobEnqueued(job.action),
     });
+    if (options.repositoryApi) {
+      await api.register(repositoriesRoutes, {
+        prefix: API_PREFIX,
+        repositories: options.repositoryApi.store,
+        log: options.log,
+        ...(options.repositoryApi.onChanged ? { onChanged: options.repositoryApi.onChanged } : {}),
+      });
+    }
+    // Remote drivers (serve --provisioning-server-url): the jobs watch of every namespace and the
+    // store endpoints they claim and write through. Both need a token for namespace `*`.
+    await api.register(clusterJobsRoutes, { prefix: API_PREFIX, store, watches, log: options.log });
+    await api.register(storeRoutes, { store });
     await api.register(openapiRoutes);
+  });
+  await app.register(uiRoutes, {
+    authorize,
+    actors: options.actors ?? new ActorObserver(),
+    log: options.log,
   });
 
   await app.ready();

@@ -6,8 +6,12 @@ import {
   AlreadyExistsError,
   ConflictError,
   DatabaseUnavailableError,
+  ForbiddenError,
+  HistorySinkError,
   LeaseLostError,
   NotFoundError,
+  ResourceVersionConflictError,
+  UnauthenticatedError,
   ValidationError,
 } from '../errors.ts';
 import { API_GROUP } from './jobResource.ts';
@@ -159,13 +163,25 @@ export function statusFromError(err: unknown): { status: Status; serverFault: bo
       status: failure(409, 'AlreadyExists', err.message, {
         name: err.jobName,
         group: API_GROUP,
-        kind: 'jobs',
+        kind: err.resource === 'repository' ? 'repositories' : 'jobs',
       }),
+      serverFault: false,
+    };
+  }
+  if (err instanceof ResourceVersionConflictError) {
+    return {
+      status: failure(409, 'Conflict', err.message, { name: err.objectName, group: API_GROUP }),
       serverFault: false,
     };
   }
   if (err instanceof NotFoundError) {
     return { status: failure(404, 'NotFound', err.message), serverFault: false };
+  }
+  if (err instanceof UnauthenticatedError) {
+    return { status: failure(401, 'Unauthorized', err.message), serverFault: false };
+  }
+  if (err instanceof ForbiddenError) {
+    return { status: failure(403, 'Forbidden', err.message), serverFault: false };
   }
   if (err instanceof LeaseLostError || err instanceof ConflictError) {
     return {
@@ -179,6 +195,13 @@ export function statusFromError(err: unknown): { status: Status; serverFault: bo
       serverFault: true,
     };
   }
+  if (err instanceof HistorySinkError) {
+    return {
+      status: failure(503, 'ServiceUnavailable', 'job history (Loki) is unavailable; try again later'),
+      serverFault: true,
+    };
+  }
+
   const fastifyError = (typeof err === 'object' && err !== null ? err : {}) as FastifyLikeError;
   const first = fastifyError.validation?.[0];
   if (first) {

@@ -4,10 +4,12 @@
 import type { AnyStateMachine } from 'xstate';
 import { driverMachine } from '../../machines/driver.machine.ts';
 import { jobMachine } from '../../machines/job.machine.ts';
+import { queueTriggerMachine } from '../../machines/queueTrigger.machine.ts';
 
 export const machineCatalog: Readonly<Record<string, AnyStateMachine>> = Object.freeze({
   job: jobMachine,
   driver: driverMachine,
+  queueTrigger: queueTriggerMachine,
 });
 
 export function machineNames(): string[] {

@@ -24,6 +24,12 @@ export interface DriverSettings {
   abortGraceMs?: number;
   drainTimeoutMs?: number;
   claimRetryMs?: number;
+  /**
+   * Claim only jobs of these actions. Default: every job, so that one without a handler ends as an
+   * error instead of waiting forever. A remote driver sets its handlers' actions: jobs it cannot run
+   * (pull needs the repositories table) are left to the daemon that can.
+   */
+  actions?: readonly string[];
   throttle?: ProgressThrottle;
 }
 
@@ -104,7 +110,7 @@ export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver
         async ({ input, signal }) => {
           if (Date.now() - lastSweep >= settings.jobIntervalMs) await sweep();
           const claimStarted = performance.now();
-          const claimed = await deps.store.claim(deps.owner, input.limit, input.leaseMs);
+          const claimed = await deps.store.claim(deps.owner, input.limit, input.leaseMs, settings.actions);
           const claimedAt = performance.now();
           metrics.claimed(
             claimed.map((job) => job.action),

@@ -126,14 +126,7 @@ export function createJobActorLogic(deps: JobActorDeps) {
 
         const run = async () => {
           if (!handler) throw new Error(`no handler for action ${job.action}`);
-          // The first write is not throttled: the job is working, and since when. Best effort: a
-          // database blip here must not fail a job that has not started (a lost lease still stops it).
-          try {
-            await deps.store.updateStatus(lease, { state: 'working', started: now(), message: 'started' });
-          } catch (err) {
-            if (isLeaseLost(err)) throw err;
-            log.warn({ err }, 'could not record that the job started; running it anyway');
-          }
+          // No status write here: the claim already marked the job working and when it started.
           log.info('job started');
           return handler.run({
             job,

@@ -59,7 +59,9 @@ export interface JobStore {
   /**
    * Leases up to `limit` claimable jobs to `owner` for `leaseMs` (database clock): jobs never
    * leased or whose lease expired, with attempts left, highest priority first then oldest.
-   * Each claimed job gets a new token and one more attempt. Never blocks on other claimers.
+   * Each claimed job gets a new token and one more attempt, and its status becomes `working`,
+   * `started` now (store clock), message `started`: the claim is when a worker takes it up, and the
+   * runtime does not write that separately. Never blocks on other claimers.
    */
   claim(owner: string, limit: number, leaseMs: number, actions?: readonly string[]): Promise<ClaimedJob[]>;
 

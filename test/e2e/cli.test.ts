@@ -63,17 +63,21 @@ describe('leasehold CLI against a running daemon', () => {
   let h: PostgresHarness;
   let daemon: ReturnType<typeof serve>;
   let db: string[];
+  let keyDir: string | undefined;
 
   beforeAll(async () => {
     h = await createTestPostgresStore();
     db = ['--database-url', h.url, '--schema', h.schema];
-    daemon = serve([...db, '--log-level', 'info', '--lease-duration', '3s']);
+    // Its own data directory: serve generates the access-token signing key there.
+    keyDir = await mkdtemp(join(tmpdir(), 'leasehold-cli-key-'));
+    daemon = serve([...db, '--data-dir', keyDir, '--log-level', 'info', '--lease-duration', '3s']);
     await waitForLog(daemon, 'leasehold serving');
   });
 
   afterAll(async () => {
     if (daemon.exitCode === null) daemon.kill('SIGKILL');
     await h?.dispose();
+    if (keyDir) await rm(keyDir, { recursive: true, force: true });
   });
 
   it('enqueue --wait follows a job to success and exits 0', async () => {

@@ -3,12 +3,16 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API, call, openWatch, until } from '../http/support.ts';
+import { API, call, mintAccessToken, openWatch, until } from '../http/support.ts';
 import { createTestPostgresStore, type PostgresHarness } from '../support/postgres.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
+const ADMIN_TOKEN = 'e2e-admin-token-0123456789';
 
 /** The address a daemon listening on port 0 logged, from its JSON log lines. */
 function listeningUrl(output: string): string | undefined {
@@ -29,9 +33,14 @@ describe('leasehold serve: the HTTP API walk-through', () => {
   let daemon: ChildProcess;
   let output = '';
   let url: string;
+  let dataDir: string;
+  /** X-Access-Token for namespace default, minted at the daemon's exchange. */
+  let auth: Record<string, string>;
 
   beforeAll(async () => {
     h = await createTestPostgresStore();
+    // The access-token signing key is generated here, not in the user's data directory.
+    dataDir = await mkdtemp(join(tmpdir(), 'leasehold-e2e-http-'));
     daemon = spawn(
       process.execPath,
       [
@@ -47,6 +56,10 @@ describe('leasehold serve: the HTTP API walk-through', () => {
         '1s',
         '--lease-duration',
         '3s',
+        '--data-dir',
+        dataDir,
+        '--admin-token',
+        ADMIN_TOKEN,
       ],
       { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -61,11 +74,27 @@ describe('leasehold serve: the HTTP API walk-through', () => {
       60_000,
     );
     url = listeningUrl(output) as string;
+    auth = { 'x-access-token': `Bearer ${await mintAccessToken(url, ADMIN_TOKEN, 'default')}` };
   });
 
   afterAll(async () => {
     if (daemon.exitCode === null) daemon.kill('SIGKILL');
     await h?.dispose();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('wants an access token for the API: 401 without, 403 for another namespace', async () => {
+    const jobs = `${url}${API}/namespaces/default/jobs`;
+    expect((await call(jobs)).status).toBe(401);
+    expect((await call(jobs, { headers: { 'x-access-token': 'Bearer not-a-token' } })).status).toBe(401);
+    expect((await call(`${url}${API}/namespaces/other/jobs`, { headers: auth })).status).toBe(403);
+    expect((await call(jobs, { headers: auth })).status).toBe(200);
+    const wrongAdmin = await call(`${url}/sign/access-token`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer guessed' },
+      body: { namespace: '*', audiences: ['provisioning.grafana.app'] },
+    });
+    expect(wrongAdmin.status).toBe(401);
   });
 
   it('logs the bound address and answers /healthz and /readyz', async () => {
@@ -77,9 +106,32 @@ describe('leasehold serve: the HTTP API walk-through', () => {
 
   it('POSTs an exec job, watches it reach success, and finds it in historicjobs', async () => {
     const jobs = `${url}${API}/namespaces/default`;
-    const watch = await openWatch(`${jobs}/jobs?watch=true`);
+    // Jobs are queued only for a repository that exists and is healthy: a local one, no sync.
+    await mkdir(join(dataDir, 'test6'));
+    const repository = await call(`${jobs}/repositories`, {
+      method: 'POST',
+      headers: auth,
+      body: {
+        metadata: { name: 'test6' },
+        spec: {
+          title: 'test6',
+          type: 'local',
+          local: { path: join(dataDir, 'test6') },
+          sync: { enabled: false },
+        },
+      },
+    });
+    expect(repository.status, repository.text).toBe(201);
+    await until(
+      async () =>
+        (await call(`${jobs}/repositories/test6`, { headers: auth })).body.status?.health?.healthy === true,
+      'repository test6 healthy',
+      15_000,
+    );
+    const watch = await openWatch(`${jobs}/jobs?watch=true`, auth);
     const created = await call(`${jobs}/repositories/test6/jobs`, {
       method: 'POST',
+      headers: auth,
       body: { action: 'exec', exec: { command: 'sh', args: ['-c', 'echo walking; sleep 0.3'] } },
     });
     expect(created.status, created.text).toBe(202);
@@ -88,6 +140,7 @@ describe('leasehold serve: the HTTP API walk-through', () => {
 
     const again = await call(`${jobs}/repositories/test6/jobs`, {
       method: 'POST',
+      headers: auth,
       body: { exec: { command: 'true' } },
     });
     expect([202, 409]).toContain(again.status); // 409 while the first is queued or running
@@ -101,16 +154,16 @@ describe('leasehold serve: the HTTP API walk-through', () => {
     });
     watch.abort();
 
-    const history = await call(`${jobs}/historicjobs`);
+    const history = await call(`${jobs}/historicjobs`, { headers: auth });
     expect(history.status).toBe(200);
     expect(history.body.kind).toBe('HistoricJobList');
     const found = (history.body.items as { metadata: { uid: string }; status: { state: string } }[]).find(
       (item) => item.metadata.uid === uid,
     );
     expect(found?.status.state).toBe('success');
-    const byName = await call(`${jobs}/historicjobs/test6-exec`);
+    const byName = await call(`${jobs}/historicjobs/test6-exec`, { headers: auth });
     expect(byName.body).toMatchObject({ kind: 'HistoricJob', spec: { action: 'exec', repository: 'test6' } });
-    const repoJobs = await call(`${jobs}/repositories/test6/jobs`);
+    const repoJobs = await call(`${jobs}/repositories/test6/jobs`, { headers: auth });
     expect(repoJobs.body.items.map((item: { metadata: { uid: string } }) => item.metadata.uid)).toContain(
       uid,
     );

@@ -3,6 +3,9 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestPostgresStore, type PostgresHarness } from '../support/postgres.ts';
@@ -10,7 +13,12 @@ import { createTestPostgresStore, type PostgresHarness } from '../support/postgr
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const JOBS = 200;
 
-function startReplica(url: string, schema: string, workerId: string): ChildProcess & { output: string[] } {
+function startReplica(
+  url: string,
+  schema: string,
+  workerId: string,
+  dataDir: string,
+): ChildProcess & { output: string[] } {
   const child = spawn(
     process.execPath,
     [
@@ -32,6 +40,8 @@ function startReplica(url: string, schema: string, workerId: string): ChildProce
       'info',
       '--listen',
       '127.0.0.1:0',
+      '--data-dir',
+      dataDir,
     ],
     { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
   ) as ChildProcess & { output: string[] };
@@ -56,11 +66,13 @@ async function until(predicate: () => Promise<boolean>, timeoutMs: number, what:
 
 describe('two replicas on one database', () => {
   let harness: PostgresHarness | undefined;
+  let dataDir: string | undefined;
   const replicas: ChildProcess[] = [];
 
   afterEach(async () => {
     for (const replica of replicas) if (replica.exitCode === null) replica.kill('SIGKILL');
     await harness?.dispose();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('finishes every job exactly once when one replica is SIGKILLed mid-run', async () => {
@@ -77,8 +89,11 @@ describe('two replicas on one database', () => {
       uids.push(job.uid);
     }
 
-    const a = startReplica(h.url, h.schema, 'replica-a');
-    const b = startReplica(h.url, h.schema, 'replica-b');
+    // One data directory for both: the access-token signing key generated there is theirs to share
+    // (replicas behind one address must sign with one key), and none is left in the user's.
+    dataDir = mkdtempSync(join(tmpdir(), 'leasehold-replicas-'));
+    const a = startReplica(h.url, h.schema, 'replica-a', dataDir);
+    const b = startReplica(h.url, h.schema, 'replica-b', dataDir);
     replicas.push(a, b);
 
     // Kill replica A once both have done some of the work, while A still holds leases.

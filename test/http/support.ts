@@ -1,7 +1,12 @@
 // Helpers for the HTTP suites: a real server on port 0, requests, watch streams, polling.
 
 import { pino } from 'pino';
-import { createHttpServer, type HttpServer, type HttpServerOptions } from '../../src/http/server.ts';
+import {
+  allowAll,
+  createHttpServer,
+  type HttpServer,
+  type HttpServerOptions,
+} from '../../src/http/server.ts';
 import type { JobStore } from '../../src/store/jobStore.ts';
 
 export const silentLog = pino({ level: 'silent' });
@@ -12,10 +17,16 @@ export interface RunningServer {
   url: string;
 }
 
+/** Authorises everything unless `authorize` is given: these suites test the API, test/auth its guard. */
 export async function startServer(
   options: Partial<HttpServerOptions> & { store: JobStore },
 ): Promise<RunningServer> {
-  const app = await createHttpServer({ log: silentLog, watchIntervalMs: 100, ...options });
+  const app = await createHttpServer({
+    log: silentLog,
+    watchIntervalMs: 100,
+    authorize: allowAll,
+    ...options,
+  });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return { app, url };
 }
@@ -48,6 +59,17 @@ export async function call(
   return { status: response.status, body, text, headers: response.headers };
 }
 
+/** An access token from a daemon's exchange (`serve --admin-token`), for X-Access-Token. */
+export async function mintAccessToken(url: string, adminToken: string, namespace = '*'): Promise<string> {
+  const answer = await call(`${url}/sign/access-token`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${adminToken}` },
+    body: { namespace, audiences: ['provisioning.grafana.app'] },
+  });
+  if (answer.status !== 200) throw new Error(`token exchange answered ${answer.status}: ${answer.text}`);
+  return answer.body.data.token as string;
+}
+
 export interface WatchEventBody {
   type: 'ADDED' | 'MODIFIED' | 'DELETED';
   // biome-ignore lint/suspicious/noExplicitAny: inspected field by field.
@@ -63,9 +85,9 @@ export interface OpenWatch {
   abort(): void;
 }
 
-export async function openWatch(url: string): Promise<OpenWatch> {
+export async function openWatch(url: string, headers: Record<string, string> = {}): Promise<OpenWatch> {
   const controller = new AbortController();
-  const response = await fetch(url, { signal: controller.signal });
+  const response = await fetch(url, { signal: controller.signal, headers });
   const events: WatchEventBody[] = [];
   const reader = response.body?.getReader();
   const decoder = new TextDecoder();

@@ -109,7 +109,20 @@ describe('migrations', () => {
       `"${schema}".jobs`,
     ]);
     expect(rows[0].reloptions).toEqual(
-      expect.arrayContaining(['fillfactor=80', 'autovacuum_vacuum_scale_factor=0.01']),
+      expect.arrayContaining([
+        'fillfactor=80',
+        'autovacuum_vacuum_scale_factor=0.01',
+        'vacuum_truncate=false',
+      ]),
+    );
+    const history = await admin.query(`SELECT reloptions FROM pg_class WHERE oid = to_regclass($1)`, [
+      `"${schema}".history`,
+    ]);
+    expect(history.rows[0].reloptions).toEqual(
+      expect.arrayContaining([
+        'autovacuum_vacuum_insert_threshold=5000',
+        'autovacuum_vacuum_insert_scale_factor=0.02',
+      ]),
     );
   });
 });

@@ -46,13 +46,10 @@ describe('config file', () => {
     const settings = serveSettings({ config }, {});
     expect(settings.provisioningClient).toEqual({
       serverUrl: new URL('https://localhost:6446'),
-      tlsInsecure: true,
-      tlsCaFile: undefined,
-      tlsCertFile: undefined,
-      tlsKeyFile: undefined,
       token: 'ProvisioningAdminToken',
       tokenExchangeUrl: new URL('http://localhost:6481/sign/access-token'),
     });
+    expect(settings.tls).toEqual({ insecure: true });
     expect(settings.historyExpirationMs).toBe(0);
     expect(settings.config?.ignored.map((origin) => origin.label)).toEqual([
       `${config}:2: [database] ensure_default_org_and_user`,
@@ -101,7 +98,8 @@ url = postgres://u@db/leasehold
       logLevel: 'debug',
       logLevelSet: true,
       databaseUrl: 'postgres://u@db/leasehold',
-      provisioningClient: { serverUrl: undefined, tlsInsecure: false },
+      provisioningClient: { serverUrl: undefined },
+      tls: { insecure: false },
     });
     expect(inspectorSettings({}, {}, settings.config?.values)).toEqual({ enabled: true, port: 0 });
   });
@@ -119,7 +117,7 @@ url = postgres://u@db/leasehold
   it('resolves tls_* files against the config file and checks they exist', () => {
     const config = iniFile('[operator]\ntls_insecure = false\ntls_ca_file = ca.pem\n');
     writeFileSync(join(config, '..', 'ca.pem'), 'x');
-    expect(serveSettings({ config }, {}).provisioningClient.tlsCaFile).toBe(join(config, '..', 'ca.pem'));
+    expect(serveSettings({ config }, {}).tls.caFile).toBe(join(config, '..', 'ca.pem'));
   });
 
   it('is named by LEASEHOLD_CONFIG when --config is not given; the flag wins', () => {
@@ -237,7 +235,7 @@ describe('config file errors name the file, the line and the key', () => {
     [
       'a client certificate without its key',
       '[operator]\ntls_cert_file = operator.ini\n',
-      (path) => `${path}:2: [operator] tls_cert_file: mutual TLS needs both tls_cert_file and tls_key_file`,
+      (path) => `${path}:2: [operator] tls_cert_file: a certificate needs its key: give both --tls-cert-file`,
     ],
     [
       'an inspect port out of range',

@@ -152,6 +152,7 @@ export class MemoryJobStore implements JobStore {
       job.lease = lease;
       job.attempts += 1;
       job.resourceVersion += 1;
+      job.status = { ...job.status, state: JobState.working, started: now, message: 'started' };
       return structuredClone(job) as ClaimedJob;
     });
   }

@@ -1,5 +1,8 @@
 // The claim: one statement that picks the next claimable jobs in order, skipping rows other
 // claimers have locked, and leases them. The database does the hard part; no claimer ever waits.
+// It also marks them `working` (started now, database clock): the statement writes the row anyway,
+// and a separate status write per job before its handler starts cost two round trips (a read and a
+// conditional write) on the hot path.
 
 import type { ClaimedJob } from '../job.ts';
 import { JOB_COLUMNS, type JobRow, toJob } from './rows.ts';
@@ -13,7 +16,11 @@ function claimSql({ tables }: StoreContext, byAction: boolean): string {
           lease_token = gen_random_uuid(),
           lease_expires_at = now() + $3::float8 * interval '1 millisecond',
           attempts = attempts + 1,
-          resource_version = resource_version + 1
+          resource_version = resource_version + 1,
+          status = status || jsonb_build_object(
+            'state', 'working',
+            'started', floor(extract(epoch FROM now()) * 1000)::float8,
+            'message', 'started')
       WHERE uid IN (
         SELECT uid FROM ${tables.jobs}
         WHERE (lease_token IS NULL OR lease_expires_at <= now())

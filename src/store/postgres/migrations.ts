@@ -88,6 +88,98 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
         WHERE attempts >= max_attempts OR cancel_requested;
       COMMENT ON INDEX "${schema}".jobs_sweep_idx IS 'leasehold: sweepExhausted';`,
   },
+  {
+    id: 3,
+    name: 'repositories',
+    // `synced_files` (path → hash, kind, stamp of the last sync) stays out of the API's status:
+    // it grows with the repository, and only the pull handler reads it.
+    sql: ({ tables }) => `
+      CREATE TABLE ${tables.repositories} (
+        uid uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        namespace text NOT NULL,
+        name text NOT NULL,
+        spec jsonb NOT NULL,
+        generation bigint NOT NULL DEFAULT 1,
+        status jsonb NOT NULL DEFAULT '{}',
+        synced_files jsonb NOT NULL DEFAULT '{}',
+        resource_version bigint NOT NULL DEFAULT 1,
+        created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        CONSTRAINT repositories_namespace_name_key UNIQUE (namespace, name)
+      );
+      CREATE INDEX repositories_namespace_created_idx ON ${tables.repositories} (namespace, created_at, uid);
+      CREATE INDEX repositories_created_idx ON ${tables.repositories} (created_at, uid);`,
+  },
+  {
+    id: 4,
+    name: 'vacuum settings for a churning queue and an append-only history',
+    // Measured by the bench's sustained run (bench/figures/sustained.ts): at ~2k jobs/s every job
+    // leaves a dead claim version and a deleted row behind, 160k dead tuples a minute next to 20-40k
+    // live ones. Migration 1 already lets autovacuum start on a few hundred dead tuples; what it
+    // left out:
+    // - jobs: vacuum_truncate off. The queue's size swings between empty and a whole backlog, so
+    //   vacuum keeps finding an empty tail to give back; truncating it takes an ACCESS EXCLUSIVE
+    //   lock that stops every claimer for the moment it is held, for pages the next backlog takes
+    //   again. Keeping them costs disk only up to the largest backlog.
+    // - history: rows are inserted by every completion and only deleted by the age prune, so dead
+    //   tuples never trigger a vacuum there; the insert thresholds do. Vacuuming after every few
+    //   thousand inserts keeps the visibility map current (index-only reads of the listing indexes)
+    //   and freezes rows in small steps instead of one anti-wraparound pass over months of history.
+    //   Fillfactor stays 100: history rows are not updated in place (the outbox marks them once).
+    sql: ({ tables }) => `
+      ALTER TABLE ${tables.jobs} SET (vacuum_truncate = false);
+      ALTER TABLE ${tables.history} SET (
+        autovacuum_vacuum_insert_threshold = 5000,
+        autovacuum_vacuum_insert_scale_factor = 0.02,
+        autovacuum_analyze_scale_factor = 0.02,
+        autovacuum_vacuum_cost_delay = 0
+      );`,
+  },
+  {
+    id: 5,
+    name: 'history outbox for the Loki sink',
+    // The history table is the Loki sink's outbox: a row is pending until a pusher marks it pushed
+    // (or rejected, when Loki refused it for good). A column and not a cursor: completions commit
+    // out of finished_at order, so a cursor on finished_at would skip rows committed late.
+    sql: ({ tables }) => `
+      ALTER TABLE ${tables.history}
+        ADD COLUMN pushed_at timestamptz,
+        ADD COLUMN push_error text;
+      CREATE INDEX history_unpushed_idx ON ${tables.history} (finished_at, uid)
+        WHERE pushed_at IS NULL AND push_error IS NULL;`,
+  },
+  {
+    id: 6,
+    name: 'batch executions of the cron fan-out',
+    // One row per execution (its id is the cron tick's time, so replicas firing one tick insert one
+    // row) and one per node of it: whichever replica leads can continue an execution another began.
+    // The callback key signs the pods' callback tokens; every replica behind the Service shares it.
+    sql: ({ tables }) => `
+      CREATE TABLE ${tables.batchExecutions} (
+        controller text NOT NULL,
+        execution_id text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        finished_at timestamptz,
+        PRIMARY KEY (controller, execution_id)
+      );
+      CREATE INDEX batch_executions_unfinished_idx ON ${tables.batchExecutions} (controller, execution_id)
+        WHERE finished_at IS NULL;
+      CREATE TABLE ${tables.batchNodes} (
+        controller text NOT NULL,
+        execution_id text NOT NULL,
+        node text NOT NULL,
+        ordinal integer NOT NULL,
+        state text NOT NULL DEFAULT 'waiting' CHECK (state IN ('waiting', 'enqueued', 'succeeded', 'failed')),
+        job_name text,
+        message text NOT NULL DEFAULT '',
+        duration_ms bigint,
+        PRIMARY KEY (controller, execution_id, node),
+        FOREIGN KEY (controller, execution_id) REFERENCES ${tables.batchExecutions} ON DELETE CASCADE
+      );
+      CREATE TABLE ${tables.batchKeys} (
+        controller text PRIMARY KEY,
+        callback_key bytea NOT NULL
+      );`,
+  },
 ]);
 
 /** Applies the migrations this schema lacks. Returns the ids applied by this call. */

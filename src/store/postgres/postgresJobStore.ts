@@ -17,6 +17,7 @@
 import pg from 'pg';
 import pino, { type Logger } from 'pino';
 import { DatabaseUnavailableError, type LeaseLostError } from '../../errors.ts';
+import type { HistoryOutbox } from '../historyOutbox.ts';
 import type {
   ClaimedJob,
   FinalStatus,
@@ -37,6 +38,7 @@ import { claimJobs } from './claim.ts';
 import { completeJob, completeJobs } from './complete.ts';
 import { enqueueJob } from './enqueue.ts';
 import { getHistoricJob, listHistory, pruneHistory } from './history.ts';
+import { createHistoryOutbox } from './historyOutbox.ts';
 import { countJobs, getJob, getJobByName, listJobs } from './listJobs.ts';
 import { migrate } from './migrations.ts';
 import { type JobCreatedListener, NotificationListener } from './notifications.ts';
@@ -188,6 +190,11 @@ export class PostgresJobStore implements JobStore {
 
   pruneHistory(olderThanMs: number): Promise<number> {
     return pruneHistory(this.#context, olderThanMs);
+  }
+
+  /** The history table as the outbox of a remote history sink (Loki). */
+  historyOutbox(): HistoryOutbox {
+    return createHistoryOutbox(this.#context);
   }
 
   onJobCreated(listener: JobCreatedListener): Promise<() => Promise<void>> {

@@ -10,7 +10,15 @@ export interface StoreContext {
   /** The schema name as given (`leasehold`). */
   readonly schema: string;
   /** Quoted, schema-qualified table names for SQL text. */
-  readonly tables: { readonly jobs: string; readonly history: string; readonly migrations: string };
+  readonly tables: {
+    readonly jobs: string;
+    readonly history: string;
+    readonly migrations: string;
+    readonly repositories: string;
+    readonly batchExecutions: string;
+    readonly batchNodes: string;
+    readonly batchKeys: string;
+  };
   /** The LISTEN/NOTIFY channel for job creation. */
   readonly channel: string;
   /** A prepared-statement name unique to this schema and operation. */
@@ -34,7 +42,15 @@ export function createStoreContext(pool: pg.Pool, schema: string): StoreContext 
   return {
     pool,
     schema,
-    tables: { jobs: `${quoted}.jobs`, history: `${quoted}.history`, migrations: `${quoted}.migrations` },
+    tables: {
+      jobs: `${quoted}.jobs`,
+      history: `${quoted}.history`,
+      migrations: `${quoted}.migrations`,
+      repositories: `${quoted}.repositories`,
+      batchExecutions: `${quoted}.batch_executions`,
+      batchNodes: `${quoted}.batch_nodes`,
+      batchKeys: `${quoted}.batch_keys`,
+    },
     channel: channelName(schema),
     statement: (operation) => `leasehold_${tag}_${operation}`,
   };

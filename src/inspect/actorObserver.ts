@@ -1,0 +1,210 @@
+// What the dashboard shows of the running daemon that the store cannot know: each live job actor's
+// state (running, renewing, stopping…) and the driver's capacity. Fed by the driver's `inspect`
+// option like the XState inspector; listeners get the changes coalesced, so a page costs one
+// message per interval however many actors moved.
+
+import type { InspectionEvent } from 'xstate';
+
+/** One live job actor, as the dashboard draws it. No lease token: it is a credential of the holder. */
+export interface ActorView {
+  /** The actor's session id: unique per claim (a job claimed again gets a new actor). */
+  id: string;
+  uid: string;
+  namespace: string;
+  name: string;
+  action: string;
+  /** Active states from the machine root, outermost first: `job.active`, `job.active.leased`, … */
+  states: string[];
+}
+
+/** The driver's state and capacity. */
+export interface DriverView {
+  states: string[];
+  inFlight: number;
+  capacity: number;
+}
+
+/** A change to send: actors added or moved, actors gone, and the driver when it changed. */
+export interface ActorChanges {
+  actors: ActorView[];
+  removed: string[];
+  driver?: DriverView;
+}
+
+export type ActorListener = (changes: ActorChanges) => void;
+
+export interface ActorObserverOptions {
+  /** Changes are gathered for this long before listeners hear of them. Default 100 ms. */
+  coalesceMs?: number;
+}
+
+const JOB_ID_PREFIX = 'job.';
+
+export class ActorObserver {
+  readonly #actors = new Map<string, ActorView>();
+  #driver: DriverView | undefined;
+  readonly #listeners = new Set<ActorListener>();
+  readonly #changed = new Set<string>();
+  readonly #removed = new Set<string>();
+  #driverChanged = false;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #coalesceMs: number;
+
+  constructor(options: ActorObserverOptions = {}) {
+    this.#coalesceMs = options.coalesceMs ?? 100;
+  }
+
+  /** Give to createDriver (combined with other observers): it sees the driver and every job actor. */
+  readonly inspect = (event: InspectionEvent): void => {
+    if (event.type !== '@xstate.snapshot') return;
+    // A machine actor's logic is its machine; the runtime's machines keep the ids of machines/.
+    const actor = event.actorRef as { sessionId: string; systemId?: string; logic?: { id?: unknown } };
+    const machineId = actor.logic?.id;
+    if (machineId === 'job') this.#jobSnapshot(actor.sessionId, event.snapshot);
+    else if (machineId === 'driver' && actor.systemId === 'driver') this.#driverSnapshot(event.snapshot);
+  };
+
+  /** Everything known now: what a new listener starts from. */
+  current(): { actors: ActorView[]; driver: DriverView | undefined } {
+    return { actors: [...this.#actors.values()], driver: this.#driver };
+  }
+
+  /** Hears every change from now on. Returns its removal. */
+  subscribe(listener: ActorListener): () => void {
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  /** Stops the pending delivery; listeners hear nothing more. */
+  close(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#listeners.clear();
+  }
+
+  #jobSnapshot(id: string, snapshot: unknown): void {
+    const { status, value, context } = snapshot as {
+      status?: string;
+      value?: unknown;
+      context?: { job?: { uid?: unknown; namespace?: unknown; name?: unknown; action?: unknown } };
+    };
+    if (status !== 'active') {
+      this.#remove(id);
+      return;
+    }
+    const job = context?.job;
+    if (!job) return;
+    const states = activeStates('job', value);
+    const known = this.#actors.get(id);
+    if (known && sameList(known.states, states)) return;
+    this.#actors.set(id, {
+      id,
+      uid: String(job.uid),
+      namespace: String(job.namespace),
+      name: String(job.name),
+      action: String(job.action),
+      states,
+    });
+    this.#removed.delete(id);
+    this.#changed.add(id);
+    this.#schedule();
+  }
+
+  #driverSnapshot(snapshot: unknown): void {
+    const { value, context, children, status } = snapshot as {
+      value?: unknown;
+      status?: string;
+      context?: { inFlight?: unknown; capacity?: unknown };
+      children?: Record<string, { sessionId?: unknown } | undefined>;
+    };
+    const driver: DriverView = {
+      states: status === 'done' ? ['driver', 'driver.stopped'] : activeStates('driver', value),
+      inFlight: Number(context?.inFlight ?? 0),
+      capacity: Number(context?.capacity ?? 0),
+    };
+    // A job actor stopped by the driver (a drain that timed out) may never report an end of its
+    // own: whatever is no longer the driver's child is gone.
+    if (children) {
+      const alive = new Set<unknown>();
+      for (const [key, child] of Object.entries(children)) {
+        if (key.startsWith(JOB_ID_PREFIX)) alive.add(child?.sessionId);
+      }
+      for (const id of this.#actors.keys()) if (!alive.has(id)) this.#remove(id);
+    }
+    const before = this.#driver;
+    if (
+      before &&
+      before.inFlight === driver.inFlight &&
+      before.capacity === driver.capacity &&
+      sameList(before.states, driver.states)
+    ) {
+      return;
+    }
+    this.#driver = driver;
+    this.#driverChanged = true;
+    this.#schedule();
+  }
+
+  #remove(id: string): void {
+    if (!this.#actors.delete(id)) return;
+    this.#changed.delete(id);
+    this.#removed.add(id);
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#listeners.size === 0) {
+      // Nobody is listening: a listener that comes later starts from `current()`.
+      this.#changed.clear();
+      this.#removed.clear();
+      this.#driverChanged = false;
+      return;
+    }
+    if (this.#timer) return;
+    this.#timer = setTimeout(() => this.#flush(), this.#coalesceMs);
+    this.#timer.unref();
+  }
+
+  #flush(): void {
+    this.#timer = undefined;
+    const changes: ActorChanges = {
+      actors: [...this.#changed].flatMap((id) => {
+        const actor = this.#actors.get(id);
+        return actor ? [actor] : [];
+      }),
+      removed: [...this.#removed],
+      ...(this.#driverChanged && this.#driver ? { driver: this.#driver } : {}),
+    };
+    this.#changed.clear();
+    this.#removed.clear();
+    this.#driverChanged = false;
+    if (changes.actors.length === 0 && changes.removed.length === 0 && !changes.driver) return;
+    for (const listener of [...this.#listeners]) listener(changes);
+  }
+}
+
+/**
+ * A state value as the dotted paths of its active states, outermost first:
+ * `{ active: { leased: 'running' } }` → `job.active`, `job.active.leased`, `job.active.leased.running`.
+ */
+export function activeStates(machineId: string, value: unknown): string[] {
+  const paths: string[] = [];
+  const visit = (prefix: string, node: unknown) => {
+    if (typeof node === 'string') {
+      paths.push(`${prefix}.${node}`);
+    } else if (typeof node === 'object' && node !== null) {
+      for (const [key, child] of Object.entries(node)) {
+        paths.push(`${prefix}.${key}`);
+        visit(`${prefix}.${key}`, child);
+      }
+    }
+  };
+  visit(machineId, value);
+  return paths;
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((item, i) => item === b[i]);
+}

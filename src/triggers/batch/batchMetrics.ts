@@ -1,0 +1,122 @@
+// The cron fan-out's Prometheus metrics, named as bakito names them: one gauge per configured
+// result suffix (`<prefix>_<suffix>`, configured labels + node + executionID, and the same series
+// with executionID="latest" when latestMetricsLabel is set), and the controller's own
+// `<prefix>_pods`, `_processing`, `_duration` and `_current_execution_id`. Series of an execution
+// are pruned when its report is pruned, so the scrape does not grow with every run.
+
+import { Gauge, type Registry } from 'prom-client';
+import type { BatchConfig } from './batchConfig.ts';
+import type { BatchResults } from './batchResults.ts';
+import { executionIdAsNumber } from './executionId.ts';
+
+const LATEST = 'latest';
+
+/** A gauge that remembers which label sets belong to which execution, to prune them together. */
+class ExecutionGauge {
+  readonly gauge: Gauge;
+  readonly #labelNames: string[];
+  /** executionID → (label set as JSON → label set). */
+  readonly #byExecution = new Map<string, Map<string, Record<string, string>>>();
+
+  constructor(registry: Registry, name: string, help: string, labelNames: string[]) {
+    this.#labelNames = [...labelNames, 'node', 'executionID'];
+    this.gauge = new Gauge({ name, help, labelNames: this.#labelNames, registers: [registry] });
+  }
+
+  set(executionId: string, labels: Record<string, string>, value: number): void {
+    const full: Record<string, string> = {};
+    for (const name of this.#labelNames) full[name] = labels[name] ?? '';
+    full.executionID = executionId;
+    this.gauge.set(full, value);
+    let sets = this.#byExecution.get(executionId);
+    if (sets === undefined) {
+      sets = new Map();
+      this.#byExecution.set(executionId, sets);
+    }
+    sets.set(JSON.stringify(full), full);
+  }
+
+  prune(executionId: string): void {
+    for (const labels of this.#byExecution.get(executionId)?.values() ?? []) this.gauge.remove(labels);
+    this.#byExecution.delete(executionId);
+  }
+}
+
+export class BatchMetrics {
+  readonly #results = new Map<string, ExecutionGauge>();
+  readonly #processing: ExecutionGauge;
+  readonly #duration: ExecutionGauge;
+  readonly #pods: Gauge;
+  readonly #currentExecution: Gauge;
+  readonly #latest: boolean;
+
+  constructor(registry: Registry, config: Pick<BatchConfig, 'metrics' | 'latestMetricsLabel'>) {
+    const { prefix, gauges } = config.metrics;
+    this.#latest = config.latestMetricsLabel;
+    for (const [suffix, gauge] of Object.entries(gauges)) {
+      this.#results.set(
+        suffix,
+        new ExecutionGauge(registry, `${prefix}_${suffix}`, gauge.help, gauge.labels),
+      );
+    }
+    this.#processing = new ExecutionGauge(
+      registry,
+      `${prefix}_processing`,
+      'Node with processing error, 1: has error / 0: no error',
+      [],
+    );
+    this.#duration = new ExecutionGauge(
+      registry,
+      `${prefix}_duration`,
+      'execution duration in milliseconds',
+      [],
+    );
+    this.#pods = new Gauge({
+      name: `${prefix}_pods`,
+      help: 'the number of pods started for the last execution',
+      registers: [registry],
+    });
+    this.#currentExecution = new Gauge({
+      name: `${prefix}_current_execution_id`,
+      help: 'The current execution ID',
+      registers: [registry],
+    });
+  }
+
+  executionStarted(executionId: string, pods: number): void {
+    this.#currentExecution.set(executionIdAsNumber(executionId));
+    this.#pods.set(pods);
+  }
+
+  /** After a restart: the newest kept execution is the current one. */
+  restoreCurrentExecution(executionId: string): void {
+    this.#currentExecution.set(executionIdAsNumber(executionId));
+  }
+
+  resultsReceived(executionId: string, node: string, results: BatchResults): void {
+    for (const [suffix, list] of Object.entries(results)) {
+      const gauge = this.#results.get(suffix);
+      if (gauge === undefined) continue; // validated before; a config change since is not a crash
+      for (const result of list) {
+        const labels = { ...result.labels, node };
+        gauge.set(executionId, labels, result.value);
+        if (this.#latest) gauge.set(LATEST, labels, result.value);
+      }
+    }
+  }
+
+  podFinished(executionId: string, node: string, failed: boolean, durationMs: number): void {
+    this.#processing.set(executionId, { node }, failed ? 1 : 0);
+    this.#duration.set(executionId, { node }, durationMs);
+    if (this.#latest) {
+      this.#processing.set(LATEST, { node }, failed ? 1 : 0);
+      this.#duration.set(LATEST, { node }, durationMs);
+    }
+  }
+
+  prune(executionId: string): void {
+    for (const gauge of this.#results.values()) gauge.prune(executionId);
+    this.#processing.prune(executionId);
+    this.#duration.prune(executionId);
+  }
+}
