@@ -23,7 +23,7 @@
 // - release:       on a graceful stop the holder clears holderIdentity (client-go's ReleaseOnCancel), so
 //                  a follower takes over at its next attempt instead of waiting out the lease.
 
-import { and, assign, emit, fromPromise, setup } from 'xstate';
+import { assign, emit, fromPromise, setup } from 'xstate';
 
 export interface LeaderMachineInput {
   identity: string;
@@ -97,6 +97,7 @@ export const leaderMachine = setup({
   guards: {
     isAcquired: ({ event }) => attemptOf(event).acquired,
     isStopPending: ({ context }) => context.pendingStop !== null,
+    isAcquiredAfterStop: ({ context, event }) => context.pendingStop !== null && attemptOf(event).acquired,
     isReleaseOnStop: ({ event }) => event.type === 'leader.stop' && event.release,
     isReleasePending: ({ context }) => context.pendingStop?.release === true,
   },
@@ -155,7 +156,7 @@ export const leaderMachine = setup({
               // Stopped while the write was in flight: a lease we just took is given back (or, without
               // release, left to expire), never held by a replica that no longer elects.
               {
-                guard: and(['isStopPending', 'isAcquired']),
+                guard: 'isAcquiredAfterStop',
                 target: '#leader.stopping',
                 actions: 'assignRenewal',
               },

@@ -42,7 +42,14 @@ export type FileSetting =
   | 'queueJobs'
   | 'queueConfig'
   | 'queueInstance'
-  | 'queueJobRetention';
+  | 'queueJobRetention'
+  | 'kubeconfig'
+  | 'batchConfig'
+  | 'batchConfigMap'
+  | 'batchNamespace'
+  | 'batchCallbackListen'
+  | 'batchCallbackHost'
+  | 'batchLeaderElection';
 
 /**
  * Section → key → setting. Keys are the snake_case of the flag, except where the seed's
@@ -76,6 +83,7 @@ export const CONFIG_KEYS: Readonly<Record<string, Readonly<Record<string, FileSe
     queue_config: 'queueConfig',
     queue_instance: 'queueInstance',
     queue_job_retention: 'queueJobRetention',
+    kubeconfig: 'kubeconfig',
   },
   grpc_client_authentication: {
     token: 'token',
@@ -85,6 +93,15 @@ export const CONFIG_KEYS: Readonly<Record<string, Readonly<Record<string, FileSe
     url: 'databaseUrl',
     ensure_default_org_and_user: null,
     skip_migrations: null,
+  },
+  // leasehold's own: the cron fan-out over nodes (bakito's batch-job-controller).
+  batch: {
+    config_dir: 'batchConfig',
+    config_map: 'batchConfigMap',
+    namespace: 'batchNamespace',
+    callback_listen: 'batchCallbackListen',
+    callback_host: 'batchCallbackHost',
+    leader_election: 'batchLeaderElection',
   },
   // leasehold's own: the token exchange of `serve` (the seed's file has no such section).
   auth: {

@@ -189,6 +189,34 @@ Examples:
         '--queue-job-retention <duration>',
         'delete a queue’s finished Jobs this long after they ended (env LEASEHOLD_QUEUE_JOB_RETENTION; default 24h)',
       )
+      .option(
+        '--kubeconfig <file>',
+        'kubeconfig for the Kubernetes triggers (env LEASEHOLD_KUBECONFIG; default KUBECONFIG, the pod’s service account in a cluster, else ~/.kube/config)',
+      )
+      .option(
+        '--batch-config <dir>',
+        'bakito’s batch-job-controller config: a directory with config.yaml and pod-template.yaml; runs one pod per node on its cron (env LEASEHOLD_BATCH_CONFIG)',
+      )
+      .option(
+        '--batch-config-map <name>',
+        'the same from a ConfigMap in the batch namespace, keys config.yaml and pod-template.yaml (env CONFIG_MAP_NAME, as bakito reads it)',
+      )
+      .option(
+        '--batch-namespace <ns>',
+        'namespace of the batch pods, its ConfigMap and leader Lease (env NAMESPACE; default the kubeconfig context’s)',
+      )
+      .option(
+        '--batch-callback-listen <host:port>',
+        'where pods post results, files and events (env LEASEHOLD_BATCH_CALLBACK_LISTEN; default 0.0.0.0:<callbackServicePort>)',
+      )
+      .option(
+        '--batch-callback-host <host>',
+        'host the pods call back to (env LEASEHOLD_BATCH_CALLBACK_HOST; default the callback Service’s cluster IP)',
+      )
+      .option(
+        '--batch-leader-election <true|false>',
+        'only the holder of the Lease <name>-leader fires cron ticks (env LEASEHOLD_BATCH_LEADER_ELECTION; default true)',
+      )
       .option('--inspect', 'stream every actor to Stately’s XState inspector (env LEASEHOLD_INSPECT)')
       .option(
         '--inspect-port <port>',

@@ -19,6 +19,7 @@ import { execHandler } from '../runtime/handlers/exec.ts';
 import { createPullHandler } from '../runtime/handlers/pull.ts';
 import { createRuntimeMetrics } from '../runtime/metrics.ts';
 import { PostgresRepositoryStore } from '../store/postgres/postgresRepositoryStore.ts';
+import { type BatchService, createBatchService } from '../triggers/batch/batchService.ts';
 import { createQueueTriggerService } from '../triggers/queue/queueTriggerService.ts';
 import { RepositoryController } from '../triggers/repositoryController.ts';
 import { openStore } from './openStore.ts';
@@ -60,6 +61,7 @@ export async function serve(
           store: opened.store,
           databaseUrl: opened.connectionString,
           log,
+          kube: { kubeconfig: settings.kubeconfig },
         })
       : undefined;
   } catch (err) {
@@ -77,6 +79,26 @@ export async function serve(
   const actors = new ActorObserver();
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // --batch-config / CONFIG_MAP_NAME: its node pods are `batch-pod` jobs any replica's driver claims.
+  let batch: BatchService | undefined;
+  try {
+    batch = settings.batch
+      ? await createBatchService({
+          settings: settings.batch,
+          store: opened.store,
+          database: opened.store,
+          registry,
+          log,
+          kube: { kubeconfig: settings.kubeconfig },
+          inspect: actors.inspect,
+        })
+      : undefined;
+  } catch (err) {
+    await inspection?.close();
+    await opened.close();
+    throw err;
+  }
+  if (batch) handlers.register(batch.handler);
   const driver = createDriver(
     {
       store: opened.store,
@@ -131,6 +153,17 @@ export async function serve(
     await opened.close();
     throw err;
   }
+  try {
+    await batch?.start();
+  } catch (err) {
+    await batch?.stop();
+    await http.close();
+    await history.stop();
+    await inspection?.close();
+    await cpu.close();
+    await opened.close();
+    throw err;
+  }
 
   const stopped = new Promise<number>((resolve) => {
     let draining = false;
@@ -145,6 +178,7 @@ export async function serve(
       await http.close().catch((err: unknown) => log.warn({ err }, 'closing the HTTP server failed'));
       await repositoryController.stop();
       await queueTrigger?.stop();
+      await batch?.stop();
       await driver.drain();
       // Rows not pushed yet stay in the table (the outbox); the next daemon to start pushes them.
       await history.stop();

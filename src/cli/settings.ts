@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import type { LevelWithSilent } from 'pino';
 import { defaultDataDir } from '../db/openDatabase.ts';
 import { ValidationError } from '../errors.ts';
+import type { BatchSettings } from '../triggers/batch/batchService.ts';
 import {
   DEFAULT_FINISHED_JOB_RETENTION_MS,
   loadQueueTriggerSettings,
@@ -56,6 +57,10 @@ export interface ServeSettings extends ConnectionSettings {
   tls: TlsSettings;
   /** `--queue-jobs` / `--queue-config`: job-chief's queue-triggered Jobs; undefined when off. */
   queueTrigger: QueueTriggerSettings | undefined;
+  /** `--kubeconfig`: wins over KUBECONFIG, the in-cluster service account and ~/.kube/config. */
+  kubeconfig: string | undefined;
+  /** `--batch-config` / CONFIG_MAP_NAME: bakito's cron fan-out over nodes; undefined when off. */
+  batch: BatchSettings | undefined;
 }
 
 export interface TlsSettings {
@@ -141,6 +146,13 @@ export interface RawServeOptions extends RawConnectionOptions {
   tlsKeyFile?: string;
   tlsCaFile?: string;
   tlsInsecure?: boolean;
+  kubeconfig?: string;
+  batchConfig?: string;
+  batchConfigMap?: string;
+  batchNamespace?: string;
+  batchCallbackListen?: string;
+  batchCallbackHost?: string;
+  batchLeaderElection?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -351,13 +363,61 @@ export function serveSettings(raw: RawServeOptions, env: Env = process.env): Ser
     auth: authSettings(raw, layers, connection.dataDir),
     tls: tlsSettings(raw, layers),
     queueTrigger: queueTriggerSettings(layers),
+    kubeconfig: kubeconfigPath(layers),
+    batch: batchSettings(layers),
+  };
+}
+
+/** `--kubeconfig` / LEASEHOLD_KUBECONFIG / `[operator] kubeconfig` (KUBECONFIG itself is read by the client loader). */
+function kubeconfigPath(layers: Layers): string | undefined {
+  const picked = layers.pick('kubeconfig', '--kubeconfig', 'LEASEHOLD_KUBECONFIG');
+  return picked ? existingFile(layers, picked) : undefined;
+}
+
+/**
+ * The cron fan-out: a local directory (`--batch-config`) or, as bakito reads it, the ConfigMap named
+ * by CONFIG_MAP_NAME (or `--batch-config-map`) in NAMESPACE. Off when neither is set.
+ */
+function batchSettings(layers: Layers): BatchSettings | undefined {
+  const dir = layers.pick('batchConfig', '--batch-config', 'LEASEHOLD_BATCH_CONFIG');
+  const configMap = layers.pick('batchConfigMap', '--batch-config-map', 'CONFIG_MAP_NAME');
+  if (dir && configMap) {
+    throw invalid(
+      dir.origin,
+      `give the batch configuration once: a directory here, or a ConfigMap (${configMap.origin.label}), not both`,
+    );
+  }
+  if (!dir && !configMap) return undefined;
+  const namespace = layers.pick('batchNamespace', '--batch-namespace', 'NAMESPACE')?.value;
+  const listen = layers.pick(
+    'batchCallbackListen',
+    '--batch-callback-listen',
+    'LEASEHOLD_BATCH_CALLBACK_LISTEN',
+  );
+  const host = layers.pick('batchCallbackHost', '--batch-callback-host', 'LEASEHOLD_BATCH_CALLBACK_HOST');
+  const election = layers.pick(
+    'batchLeaderElection',
+    '--batch-leader-election',
+    'LEASEHOLD_BATCH_LEADER_ELECTION',
+  );
+  if (election && !/^(true|false)$/i.test(election.value)) {
+    throw invalid(election.origin, `"${election.value}" must be true or false`);
+  }
+  return {
+    source: dir
+      ? { kind: 'directory', path: layers.path(dir) }
+      : { kind: 'configmap', name: configMap?.value as string },
+    namespace,
+    callbackListen: listen ? parseListenAddress(listen.value, listen.origin) : undefined,
+    callbackHost: host?.value,
+    leaderElection: election === undefined || election.value.toLowerCase() === 'true',
   };
 }
 
 /** `--queue-jobs`, `--queue-config`, `--queue-instance`, `--queue-job-retention` (and env, `[operator] queue_*`). */
 function queueTriggerSettings(layers: Layers): QueueTriggerSettings | undefined {
   const file = (picked: Picked | undefined) =>
-    picked ? { path: layers.path(picked), label: picked.origin.label } : undefined;
+    picked ? { path: layers.path(picked), label: `${picked.origin.label} ${picked.value}` } : undefined;
   const jobs = file(layers.pick('queueJobs', '--queue-jobs', 'LEASEHOLD_QUEUE_JOBS'));
   const serviceConfig = file(layers.pick('queueConfig', '--queue-config', 'LEASEHOLD_QUEUE_CONFIG'));
   const instance = layers.pick('queueInstance', '--queue-instance', 'LEASEHOLD_QUEUE_INSTANCE');
@@ -441,6 +501,8 @@ function provisioningClientSettings(layers: Layers): ProvisioningClientSettings 
     }
     return parsed;
   };
+  const parsedServerUrl = url(serverUrl);
+  const parsedExchangeUrl = url(exchangeUrl);
   // Remote mode needs the admin token and where to exchange it; the two mean nothing without it.
   if (serverUrl) {
     const missing = [
@@ -462,11 +524,7 @@ function provisioningClientSettings(layers: Layers): ProvisioningClientSettings 
       'only used in remote controller mode: give --provisioning-server-url (env LEASEHOLD_PROVISIONING_SERVER_URL, [operator] provisioning_server_url) too, or remove it',
     );
   }
-  return {
-    serverUrl: url(serverUrl),
-    token: token?.value,
-    tokenExchangeUrl: url(exchangeUrl),
-  };
+  return { serverUrl: parsedServerUrl, token: token?.value, tokenExchangeUrl: parsedExchangeUrl };
 }
 
 /** An existing file, absolute when the config file named it relative to itself. */

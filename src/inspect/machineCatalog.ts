@@ -4,12 +4,14 @@
 import type { AnyStateMachine } from 'xstate';
 import { driverMachine } from '../../machines/driver.machine.ts';
 import { jobMachine } from '../../machines/job.machine.ts';
+import { leaderMachine } from '../../machines/leader.machine.ts';
 import { queueTriggerMachine } from '../../machines/queueTrigger.machine.ts';
 
 export const machineCatalog: Readonly<Record<string, AnyStateMachine>> = Object.freeze({
   job: jobMachine,
   driver: driverMachine,
   queueTrigger: queueTriggerMachine,
+  leader: leaderMachine,
 });
 
 export function machineNames(): string[] {

@@ -3,6 +3,7 @@
 // policy Never, and the controller's environment (who it is, where to call back, its token) set on
 // every container over whatever the template set under those names.
 
+import { createHash } from 'node:crypto';
 import type { V1Container, V1EnvVar, V1Pod } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import { ValidationError } from '../errors.ts';
@@ -40,9 +41,16 @@ export interface BatchPodInput {
   callbackToken: string;
 }
 
-/** bakito's pod name: `<controller>-job-<first label of the node name>-<executionID>`. */
+/**
+ * bakito's pod name: `<controller>-job-<first label of the node name>-<executionID>`. When the node
+ * name has more labels (`worker-1.dc1.example`, `worker-1.dc2.example`), a short hash of the whole
+ * name follows the first label: otherwise two nodes would share one pod name, and the second node's
+ * job would adopt the first node's pod and report its outcome as its own.
+ */
 export function batchPodName(controller: string, node: string, executionId: string): string {
-  return `${controller}-job-${node.split('.')[0]}-${executionId}`;
+  const [first = node, ...rest] = node.split('.');
+  const suffix = rest.length === 0 ? '' : `-${createHash('sha256').update(node).digest('hex').slice(0, 8)}`;
+  return `${controller}-job-${first}${suffix}-${executionId}`;
 }
 
 export function buildBatchPod(input: BatchPodInput): V1Pod {

@@ -31,6 +31,8 @@ import {
 export const DEFAULT_LEASE_DURATION_MS = 15_000;
 export const DEFAULT_RENEW_DEADLINE_MS = 10_000;
 export const DEFAULT_RETRY_PERIOD_MS = 2_000;
+/** Reads and writes of a release that meets a 409 each time (another writer keeps changing the Lease). */
+const MAX_RELEASE_ATTEMPTS = 3;
 
 export interface LeaderElectionOptions {
   api: LeaseApi;
@@ -132,7 +134,7 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
   // What this replica last saw of the record, and when (its own clock) it saw it change. Expiry is
   // judged from that moment, never from renewTime: renewTime was written by another machine's
   // clock, and skew between the two would let a follower take a lease its holder still renews (or
-  // wait forever on one nobody renews). Like client-go, a replica that starts up therefore waits a
+  // wait far longer than needed on one nobody renews). Like client-go, a replica that starts up therefore waits a
   // full lease duration before it takes a lease someone else holds, however old its renewTime.
   let observed: { raw: string; record: LeaderElectionRecord; at: number } | undefined;
   const observe = (lease: ObservedLease, at: number) => {
@@ -154,11 +156,12 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
     const took = () => now() - startedAt;
     const current = await lock.get();
     if (!current) {
+      const at = now();
       const record: LeaderElectionRecord = {
         holderIdentity: identity,
         leaseDurationSeconds,
-        acquireTime: now(),
-        renewTime: now(),
+        acquireTime: at,
+        renewTime: at,
         leaseTransitions: 0,
       };
       try {
@@ -172,8 +175,11 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
     }
     observe(current, now());
     const old = current.record;
-    if (isHeldByOther(now())) return { acquired: false, holder: old.holderIdentity, tookMs: took() };
     const ours = old.holderIdentity === identity;
+    // A leader that finds the record not its own has lost it, whatever it says about expiry: someone
+    // else wrote it, and whatever it did since must not overlap with this replica leading on.
+    if (renewing && !ours) return { acquired: false, holder: old.holderIdentity, tookMs: took() };
+    if (isHeldByOther(now())) return { acquired: false, holder: old.holderIdentity, tookMs: took() };
     const at = now();
     const record: LeaderElectionRecord = {
       holderIdentity: identity,
@@ -197,18 +203,27 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
 
   // client-go's release (ReleaseOnCancel): an empty holder and a one-second duration, so followers
   // take the lease at their next attempt instead of waiting out the lease duration.
+  // A renewal still in flight when the stop came may land between the read and the write here:
+  // its 409 is read again (bounded: the machine gives up a release that takes too long).
   const release = async (): Promise<void> => {
-    const current = await lock.get();
-    if (!current || current.record.holderIdentity !== identity) return;
-    const at = now();
-    await lock.update(current, {
-      holderIdentity: '',
-      leaseDurationSeconds: 1,
-      acquireTime: at,
-      renewTime: at,
-      leaseTransitions: current.record.leaseTransitions,
-    });
-    log.info('lease released');
+    for (let attempt = 1; ; attempt++) {
+      const current = await lock.get();
+      if (!current || current.record.holderIdentity !== identity) return;
+      const at = now();
+      try {
+        await lock.update(current, {
+          holderIdentity: '',
+          leaseDurationSeconds: 1,
+          acquireTime: at,
+          renewTime: at,
+          leaseTransitions: current.record.leaseTransitions,
+        });
+        log.info('lease released');
+        return;
+      } catch (err) {
+        if (!isLeaseConflict(err) || attempt >= MAX_RELEASE_ATTEMPTS) throw err;
+      }
+    }
   };
 
   const errorOf = (event: unknown): unknown => (event as { error?: unknown }).error;

@@ -42,6 +42,8 @@ export class RestartingInformer<T extends KubernetesObject> {
   #stopped = true;
   #restarts = 0;
   #markSynced: () => void = () => {};
+  #markStopped: () => void = () => {};
+  readonly #stoppedSignal: Promise<void>;
   /** Resolves once the cache holds a complete list (first list after start). */
   readonly synced: Promise<void>;
 
@@ -51,6 +53,9 @@ export class RestartingInformer<T extends KubernetesObject> {
     this.#maxBackoffMs = options.maxBackoffMs ?? 30_000;
     this.synced = new Promise((resolve) => {
       this.#markSynced = resolve;
+    });
+    this.#stoppedSignal = new Promise((resolve) => {
+      this.#markStopped = resolve;
     });
     const list = async () => {
       const result = await options.list();
@@ -88,16 +93,20 @@ export class RestartingInformer<T extends KubernetesObject> {
     this.#informer.off(event, callback);
   }
 
-  /** Start listing and watching; resolves when the first list is in the cache. */
+  /**
+   * Start listing and watching; resolves when the first list is in the cache (a failing first list
+   * is retried with the back-off meanwhile), or when the informer is stopped before that.
+   */
   async start(): Promise<void> {
     this.#stopped = false;
     this.#lastStartAt = Date.now();
     await this.#informer.start();
-    await this.synced;
+    await Promise.race([this.synced, this.#stoppedSignal]);
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#markStopped();
     clearTimeout(this.#restartTimer);
     this.#restartTimer = undefined;
     await this.#informer.stop();

@@ -290,4 +290,46 @@ describe('queue trigger (job-chief) end to end', () => {
       { state: 'success', message: expect.stringMatching(/^JobComplete: /) },
     ]);
   }, 120_000);
+
+  it('rides out a database hiccup and a failing API server: checks again, then drains what arrived', async () => {
+    const { daemonOptions } = await setUp(0, { parallelism: 1, workMs: 0 });
+    const daemon = startDaemon(daemonOptions);
+    daemons.push(daemon);
+    await until(
+      () => daemon.lines.find((l) => l.msg === 'queue checked' && l.waiting === 0),
+      20_000,
+      'a first check',
+    );
+
+    // Cut every connection of the trigger's pg-boss client, and fail the next Job create once.
+    const admin = new pg.Client({ connectionString: harness?.url });
+    await admin.connect();
+    try {
+      const { rowCount } = await admin.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'leasehold-queue-trigger'`,
+      );
+      expect(rowCount).toBeGreaterThan(0);
+    } finally {
+      await admin.end();
+    }
+    kube?.faults.failRequests({ method: 'POST', resource: 'jobs', code: 500, times: 1 });
+    await boss?.insert(
+      QUEUE,
+      Array.from({ length: 10 }, (_, i) => ({ data: { i } })),
+    );
+
+    const finished = await until(() => daemon.lines.find((l) => l.msg === 'run finished'), 40_000, 'a run');
+    expect(finished.outcome).toBe('success');
+    expect(await waiting()).toBe(0);
+    expect(queueJobs()).toHaveLength(1);
+    expect(daemon.exitCode).toBeNull();
+    // The hiccup did happen: pg-boss saw its connections die.
+    expect(daemon.lines.some((l) => l.msg === 'pg-boss reported an error')).toBe(true);
+    expect(
+      daemon.lines.some(
+        (l) =>
+          typeof l.msg === 'string' && l.msg.startsWith('creating Job') && l.msg.endsWith('trying again'),
+      ),
+    ).toBe(true);
+  }, 120_000);
 });

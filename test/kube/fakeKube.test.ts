@@ -169,6 +169,40 @@ describe('fake Kubernetes API server', () => {
       expect(failed.code).toBe(422);
     });
 
+    it('deletes a collection by label selector', async () => {
+      for (const [name, app] of [
+        ['dc-1', 'x'],
+        ['dc-2', 'x'],
+        ['dc-3', 'y'],
+      ]) {
+        kube.create('services', {
+          metadata: { name, namespace: 'dc', labels: { app: app ?? '' } },
+          spec: {},
+        });
+      }
+      await clients.core.deleteCollectionNamespacedService({ namespace: 'dc', labelSelector: 'app=x' });
+      expect(kube.list('services', { namespace: 'dc' }).map((o) => o.metadata.name)).toEqual(['dc-3']);
+    });
+
+    it('reads server-side apply as a merge that creates what is missing', async () => {
+      const apply = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
+      const created = await clients.core.patchNamespacedConfigMap(
+        {
+          namespace,
+          name: 'applied',
+          fieldManager: 'test',
+          body: { apiVersion: 'v1', kind: 'ConfigMap', data: { a: '1' } },
+        },
+        apply,
+      );
+      expect(created.data).toEqual({ a: '1' });
+      const merged = await clients.core.patchNamespacedConfigMap(
+        { namespace, name: 'applied', fieldManager: 'test', body: { data: { b: '2' } } },
+        apply,
+      );
+      expect(merged.data).toEqual({ a: '1', b: '2' });
+    });
+
     it('keeps status out of main-resource writes and spec out of /status writes', async () => {
       const node = await clients.core.readNode({ name: 'node-1' });
       const updated = await clients.core.replaceNode({

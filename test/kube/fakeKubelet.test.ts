@@ -36,18 +36,30 @@ function condition(object: KubeObject, type: string): { status: string; reason?:
 const waiting = (pod: KubeObject) =>
   ((pod.status ?? {}) as V1Pod['status'])?.containerStatuses?.[0]?.state?.waiting?.reason;
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
+/** Live (not zombie) processes of a process group, from /proc: what a leak check must count. */
+async function liveInGroup(pgid: number): Promise<number[]> {
+  const live: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // pid (comm) state ppid pgrp …; comm may contain spaces, so split after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] !== 'Z' && fields[0] !== 'X' && Number(fields[2]) === pgid) live.push(Number(entry));
   }
+  return live;
 }
 
 async function until(predicate: () => boolean, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!predicate()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+async function untilAsync(predicate: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
@@ -348,7 +360,7 @@ describe('fake Job controller and kubelet', () => {
     await clients.batch.deleteNamespacedJob({ namespace, name: 'sleepy', propagationPolicy: 'Background' });
     await kube.waitForGone('jobs', namespace, 'sleepy');
     await until(() => kube.list('pods', { namespace, labelSelector: 'job-name=sleepy' }).length === 0);
-    await until(() => pids.every((pid) => !isAlive(pid)));
+    for (const pid of pids) await untilAsync(async () => (await liveInGroup(pid)).length === 0);
 
     // Without a policy a batch/v1 Job's pods are orphaned, as on a real cluster.
     await clients.batch.createNamespacedJob({
@@ -363,6 +375,54 @@ describe('fake Job controller and kubelet', () => {
       () => kube.get('pods', namespace, orphan?.metadata.name ?? '')?.metadata.ownerReferences === undefined,
     );
     expect(kube.processes().some((p) => p.pod === orphan?.metadata.name)).toBe(true);
+  });
+
+  it('completes a work-queue Job (no completions) once a pod succeeded and none is left running', async () => {
+    await clients.batch.createNamespacedJob({
+      namespace,
+      body: job('queue', { command: ['sh', '-c', 'sleep 0.1'] }, { parallelism: 3 }),
+    });
+    const done = await kube.waitFor(
+      'jobs',
+      namespace,
+      'queue',
+      (j) => condition(j, 'Complete')?.status === 'True',
+    );
+    expect(done.spec).toMatchObject({ parallelism: 3 });
+    expect((done.spec as V1Job['spec'])?.completions).toBeUndefined();
+    expect(done.status).toMatchObject({ succeeded: 3, active: 0 });
+  });
+
+  it('counts container restarts under restartPolicy OnFailure towards backoffLimit', async () => {
+    const body = job('on-failure', { command: ['sh', '-c', 'exit 1'] }, { backoffLimit: 2 });
+    if (body.spec?.template.spec) body.spec.template.spec.restartPolicy = 'OnFailure';
+    await clients.batch.createNamespacedJob({ namespace, body });
+    const failed = await kube.waitFor(
+      'jobs',
+      namespace,
+      'on-failure',
+      (j) => condition(j, 'Failed')?.status === 'True',
+    );
+    expect(condition(failed, 'Failed')?.reason).toBe('BackoffLimitExceeded');
+    expect(((failed.status as V1Job['status'])?.failed ?? 0) > 2).toBe(true);
+  });
+
+  it('refuses a Job whose pods would restart Always (422 Invalid)', async () => {
+    const body = job('always', { command: ['true'] });
+    if (body.spec?.template.spec) body.spec.template.spec.restartPolicy = 'Always';
+    await expect(clients.batch.createNamespacedJob({ namespace, body })).rejects.toMatchObject({ code: 422 });
+  });
+
+  it('keeps a Job deleted in the foreground until its pods are gone', async () => {
+    await clients.batch.createNamespacedJob({ namespace, body: job('fg', { command: ['sleep', '60'] }) });
+    await until(() => kube.processes().some((p) => p.pod.startsWith('fg-')));
+    await clients.batch.deleteNamespacedJob({ namespace, name: 'fg', propagationPolicy: 'Foreground' });
+    const marked = kube.get('jobs', namespace, 'fg');
+    expect(marked?.metadata.deletionTimestamp).toBeDefined();
+    expect(marked?.metadata.finalizers).toContain('foregroundDeletion');
+    await kube.waitForGone('jobs', namespace, 'fg');
+    expect(kube.list('pods', { namespace, labelSelector: 'job-name=fg' })).toEqual([]);
+    expect(kube.processes().some((p) => p.pod.startsWith('fg-'))).toBe(false);
   });
 
   it('fails a Job past activeDeadlineSeconds and deletes its pods', async () => {
@@ -395,6 +455,7 @@ describe('fake kubelet shutdown', () => {
   it('kills every pod process group (children included) on close', async () => {
     const kube = await startFakeKube();
     let pids: number[] = [];
+    let before = 0;
     try {
       kube.create('pods', {
         metadata: { name: 'tree', namespace: 'default' },
@@ -408,18 +469,14 @@ describe('fake kubelet shutdown', () => {
       const pod = kube.get('pods', 'default', 'tree');
       expect((pod?.status as V1Pod['status'])?.phase).toBe('Running');
       pids = kube.processes().map((p) => p.pid);
+      await untilAsync(async () => (await liveInGroup(pids[0] ?? 0)).length === 2);
+      before = (await liveInGroup(pids[0] ?? 0)).length;
     } finally {
       await kube.close();
     }
     expect(pids).toHaveLength(1);
+    expect(before).toBe(2);
     // The whole process group is gone: the shell and the sleep it started.
-    await until(() => {
-      try {
-        process.kill(-(pids[0] ?? 0), 0);
-        return false;
-      } catch {
-        return true;
-      }
-    }, 2_000);
+    expect(await liveInGroup(pids[0] ?? 0)).toEqual([]);
   });
 });

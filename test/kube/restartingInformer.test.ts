@@ -113,4 +113,31 @@ describe('RestartingInformer', () => {
     kube.create('leases', lease('after-relist', 'inf-d'));
     await until(() => informer.get('after-relist', 'inf-d') !== undefined);
   });
+
+  it('keeps retrying a failing first list, and start() resolves once it succeeds', async () => {
+    kube.create('leases', lease('early', 'inf-e'));
+    kube.faults.failRequests({ method: 'GET', resource: 'leases', namespace: 'inf-e', code: 503, times: 2 });
+    const informer = leases('inf-e');
+    await informer.start();
+    expect(informer.restarts).toBe(2);
+    expect(informer.list().map((l) => l.metadata?.name)).toEqual(['early']);
+  });
+
+  it('start() returns when the informer is stopped before its first list succeeded', async () => {
+    const remove = kube.faults.failRequests({
+      method: 'GET',
+      resource: 'leases',
+      namespace: 'inf-f',
+      times: 1000,
+    });
+    try {
+      const informer = leases('inf-f');
+      const starting = informer.start();
+      await until(() => informer.restarts >= 1);
+      await informer.stop();
+      await starting;
+    } finally {
+      remove();
+    }
+  });
 });

@@ -209,7 +209,7 @@ describe('config file errors name the file, the line and the key', () => {
     [
       'a count that is not a whole number',
       '[operator]\nconcurrent_drivers = 2.5\n',
-      (path) => `${path}:2: [operator] concurrent_drivers: "2.5" must be a whole number of at least 1`,
+      (path) => `${path}:2: [operator] concurrent_drivers: "2.5" must be a whole number of at least 0`,
     ],
     [
       'a listen address without a port',
@@ -334,11 +334,22 @@ describe('leasehold serve --config', () => {
     expect(result.status).toBe(2);
   });
 
-  it("exits 2 on the seed's file: remote controller mode is not built yet", () => {
+  it("runs the seed's file in remote controller mode, and says so when its token exchange is not there", () => {
     const config = iniFile(SEED_OPERATOR_INI);
     const result = run(config);
+    // tls_insecure = true, as the seed writes it: allowed, and warned about.
+    expect(result.stdout).toContain('TLS verification is off (--tls-insecure)');
     expect(result.stderr).toContain(
-      `leasehold: ${config}:6: [operator] provisioning_server_url: remote controller mode is not built yet`,
+      'leasehold: token exchange at http://localhost:6481/sign/access-token: cannot reach http://localhost:6481: ECONNREFUSED [REMOTE_STORE]',
+    );
+    expect(result.status).toBe(1);
+  });
+
+  it('exits 2 when remote controller mode lacks the token or the exchange', () => {
+    const config = iniFile('[operator]\nprovisioning_server_url = https://localhost:6446\n');
+    const result = run(config);
+    expect(result.stderr).toContain(
+      `leasehold: ${config}:2: [operator] provisioning_server_url: remote controller mode also needs --token`,
     );
     expect(result.status).toBe(2);
   });

@@ -336,11 +336,14 @@ describe('serve settings for the queue trigger', () => {
 
   it('reads [operator] queue_jobs relative to the INI file, and names env in messages', () => {
     writeFileSync(join(dir, 'operator.ini'), '[operator]\nqueue_jobs = jobs.json\n');
-    expect(serveSettings({ dataDir: dir, config: join(dir, 'operator.ini') }, {}).queueTrigger?.jobsFile).toBe(
-      join(dir, 'jobs.json'),
-    );
-    expect(() => serveSettings({ dataDir: dir }, { LEASEHOLD_QUEUE_INSTANCE: 'Bad!', LEASEHOLD_QUEUE_JOBS: join(dir, 'jobs.json') })).toThrow(
-      '--queue-instance (env LEASEHOLD_QUEUE_INSTANCE): "Bad!" must be 1-32 lowercase letters',
-    );
+    expect(
+      serveSettings({ dataDir: dir, config: join(dir, 'operator.ini') }, {}).queueTrigger?.jobsFile,
+    ).toBe(join(dir, 'jobs.json'));
+    expect(() =>
+      serveSettings(
+        { dataDir: dir },
+        { LEASEHOLD_QUEUE_INSTANCE: 'Bad!', LEASEHOLD_QUEUE_JOBS: join(dir, 'jobs.json') },
+      ),
+    ).toThrow('--queue-instance (env LEASEHOLD_QUEUE_INSTANCE): "Bad!" must be 1-32 lowercase letters');
   });
 });

@@ -146,8 +146,15 @@ export function createKubeJobHandler(options: KubeJobHandlerOptions): Handler {
         const ended = finishedAt(old);
         if (ended !== undefined && now - ended >= spec.finishedJobRetentionMs && old.metadata?.name) {
           log.info({ kubeJob: old.metadata.name }, 'deleting a finished Job past its retention');
-          await deleteJob(namespace, old.metadata.name, ctx.signal, log);
-          ctx.progress.record('Job', 'delete');
+          try {
+            await deleteJob(namespace, old.metadata.name, ctx.signal, log);
+            ctx.progress.record('Job', 'delete');
+          } catch (err) {
+            // Housekeeping: the next run tries again; it never keeps this run from starting.
+            if (ctx.signal.aborted) throw err;
+            log.warn({ err, kubeJob: old.metadata.name }, 'cannot delete a finished Job');
+            ctx.progress.record('Job', 'delete', err);
+          }
         }
       }
 

@@ -27,9 +27,11 @@ export function parseBatchResults(body: string, config: Pick<BatchConfig, 'metri
   const entries = Object.entries(raw as Record<string, unknown>);
   if (entries.length === 0) throw new ValidationError('body', 'results must not be empty');
 
-  const results: BatchResults = {};
+  // No prototype: a `__proto__` key (JSON.parse makes it an own key) must stay a key.
+  const results: BatchResults = Object.create(null);
   for (const [suffix, list] of entries) {
-    const gauge = config.metrics.gauges[suffix];
+    // Own keys only: `constructor`, `toString` or `__proto__` must not pass for a configured suffix.
+    const gauge = Object.hasOwn(config.metrics.gauges, suffix) ? config.metrics.gauges[suffix] : undefined;
     if (gauge === undefined) {
       throw new ValidationError(
         suffix,

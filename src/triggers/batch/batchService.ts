@@ -13,6 +13,7 @@ import { callbackRoutes } from '../../http/callbackRoutes.ts';
 import { batchPodName } from '../../kube/batchPodSpec.ts';
 import { createKubeClients, type KubeClientOptions, type KubeClients } from '../../kube/kubeClient.ts';
 import { apiStatus } from '../../kube/kubeStatus.ts';
+import { type LeaderElector, startLeaderElection } from '../../kube/leaderElector.ts';
 import type { Handler } from '../../runtime/handler.ts';
 import { createBatchPodHandler } from '../../runtime/handlers/batchPod.ts';
 import type { JobStore } from '../../store/jobStore.ts';
@@ -21,16 +22,21 @@ import type { BatchConfig } from './batchConfig.ts';
 import { type BatchConfigLocation, loadBatchConfig } from './batchConfigSource.ts';
 import type { BatchEvent } from './batchEvent.ts';
 import { BatchMetrics } from './batchMetrics.ts';
-import { type BatchTrigger, type Leadership, startBatchTrigger } from './batchTrigger.ts';
+import { ALWAYS_LEADER, type BatchTrigger, type Leadership, startBatchTrigger } from './batchTrigger.ts';
 import { CallbackTokens } from './callbackToken.ts';
 import { ReportDirectory } from './reportDirectory.ts';
 
 export interface BatchSettings {
-  location: BatchConfigLocation;
+  /** A directory holding config.yaml and pod-template.yaml, or bakito's ConfigMap. */
+  source: { kind: 'directory'; path: string } | { kind: 'configmap'; name: string };
+  /** bakito's NAMESPACE; default the kubeconfig context's (or the pod's) namespace. */
+  namespace: string | undefined;
   /** Where the callback listener binds; default all interfaces on the config's callbackServicePort. */
   callbackListen: { host: string; port: number } | undefined;
   /** The host pods call back to, instead of the callback Service's cluster IP. */
   callbackHost: string | undefined;
+  /** Elect the replica that fires ticks with a Lease (default); false: this process always fires. */
+  leaderElection: boolean;
 }
 
 export interface BatchServiceOptions {
@@ -40,8 +46,10 @@ export interface BatchServiceOptions {
   registry: Registry;
   log: Logger;
   kube?: KubeClientOptions | KubeClients;
-  /** Decides who fires ticks; built by the caller once the config (and its name) is known. */
-  leadership(config: BatchConfig, kube: KubeClients): Leadership | Promise<Leadership>;
+  /** Who fires ticks; default per `settings.leaderElection`: a Lease `<name>-leader`, or always this process. */
+  leadership?: Leadership;
+  /** Lease timings (tests shorten them). */
+  leaderElection?: { leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
   inspect?: (event: InspectionEvent) => void;
   advanceIntervalMs?: number;
   pollIntervalMs?: number;
@@ -62,7 +70,12 @@ export async function createBatchService(options: BatchServiceOptions): Promise<
   const { settings } = options;
   const log = options.log.child({ trigger: 'batch' });
   const kube = isKubeClients(options.kube) ? options.kube : createKubeClients(options.kube);
-  const config = await loadBatchConfig(settings.location, kube.core);
+  const namespace = settings.namespace ?? kube.namespace;
+  const location: BatchConfigLocation =
+    settings.source.kind === 'directory'
+      ? { kind: 'directory', path: settings.source.path, namespace }
+      : { kind: 'configmap', name: settings.source.name, namespace };
+  const config = await loadBatchConfig(location, kube.core);
   const executions = new BatchExecutionStore(options.database);
   const tokens = new CallbackTokens(await executions.callbackKey(config.name));
   const reports = new ReportDirectory(config.reportDirectory);
@@ -81,7 +94,7 @@ export async function createBatchService(options: BatchServiceOptions): Promise<
   let listener: FastifyInstance | undefined;
   let url = '';
   let trigger: BatchTrigger | undefined;
-  let leadership: Leadership | undefined;
+  let elector: LeaderElector | undefined;
   return {
     config,
     handler,
@@ -109,7 +122,19 @@ export async function createBatchService(options: BatchServiceOptions): Promise<
           { cause: err },
         );
       }
-      leadership = await options.leadership(config, kube);
+      let leadership = options.leadership ?? ALWAYS_LEADER;
+      if (options.leadership === undefined && settings.leaderElection) {
+        elector = startLeaderElection({
+          api: kube.coordination,
+          namespace: config.namespace,
+          name: `${config.name}-leader`,
+          log,
+          registry: options.registry,
+          ...options.leaderElection,
+          ...(options.inspect ? { inspect: options.inspect } : {}),
+        });
+        leadership = elector;
+      }
       trigger = await startBatchTrigger({
         config,
         store: options.store,
@@ -126,6 +151,8 @@ export async function createBatchService(options: BatchServiceOptions): Promise<
     },
     async stop() {
       trigger?.stop();
+      // Given back at once, so another replica fires the next tick without waiting out the lease.
+      await elector?.stop();
       await listener?.close();
     },
   };

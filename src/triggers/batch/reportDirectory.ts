@@ -14,6 +14,10 @@ const SAFE_FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
 /** Kubernetes node names are DNS subdomains. */
 const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const LATEST = 'latest';
+/** NAME_MAX of the common file systems. */
+const MAX_FILE_NAME_BYTES = 255;
+/** What `write` adds for its temporary name: `.` + `.<8 hex>.tmp`. */
+const TEMP_NAME_EXTRA = 14;
 
 export interface StoredResult {
   executionId: string;
@@ -42,7 +46,16 @@ export class ReportDirectory {
         `file name "${name}" is not allowed: use letters, digits, '.', '_' and '-', at most 200 characters, not starting with '.' or '-'`,
       );
     }
-    return this.write(executionId, `${checkNode(node)}-${name}`, data);
+    const stored = `${checkNode(node)}-${name}`;
+    // A long node name plus a long file name can pass both checks and still exceed the file system's
+    // limit (255 bytes, less the temporary name's extra): bad input, not a server error.
+    if (Buffer.byteLength(stored) + TEMP_NAME_EXTRA > MAX_FILE_NAME_BYTES) {
+      throw new ValidationError(
+        'name',
+        `file name "${name}" is too long for node "${node}": "<node>-<name>" must stay under ${MAX_FILE_NAME_BYTES - TEMP_NAME_EXTRA} bytes`,
+      );
+    }
+    return this.write(executionId, stored, data);
   }
 
   /** Points `latest` at an execution (called when an execution starts). */
