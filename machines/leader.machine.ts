@@ -27,7 +27,9 @@ import { assign, emit, fromPromise, setup } from 'xstate';
 
 export interface LeaderMachineInput {
   identity: string;
+  /** Judged by the runtime when it reads the lease (it needs a clock); here for the inspector to show. */
   leaseDurationMs: number;
+  /** Also the time an attempt or a release may take before it is given up. */
   renewDeadlineMs: number;
   retryPeriodMs: number;
 }

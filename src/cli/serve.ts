@@ -4,6 +4,7 @@
 
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { InspectionEvent } from 'xstate';
 import { createAccessControl } from '../auth/accessControl.ts';
 import { loadServerTls } from '../auth/serverTls.ts';
 import { ValidationError } from '../errors.ts';
@@ -52,6 +53,21 @@ export async function serve(
   // a `pull` handler from --handlers still overrides it.
   if (!handlers.has('pull')) handlers.register(createPullHandler({ repositories }));
   const repositoryController = new RepositoryController({ repositories, jobs: opened.store, log });
+  const inspection = inspector.enabled
+    ? await startInspector({ port: inspector.port, log }).catch(async (err: unknown) => {
+        await opened.close();
+        throw err;
+      })
+    : undefined;
+  // Every actor (driver, job actors, triggers, leader election) goes to the dashboard's observer,
+  // and with --inspect to the XState inspector too.
+  const actors = new ActorObserver();
+  const inspect: (event: InspectionEvent) => void = inspection
+    ? (event) => {
+        actors.inspect(event);
+        inspection.inspect(event);
+      }
+    : actors.inspect;
   // --queue-jobs: its runs are `kube-job` jobs this driver (or any replica's) claims.
   let queueTrigger: ReturnType<typeof createQueueTriggerService> | undefined;
   try {
@@ -62,21 +78,16 @@ export async function serve(
           databaseUrl: opened.connectionString,
           log,
           kube: { kubeconfig: settings.kubeconfig },
+          inspect,
         })
       : undefined;
   } catch (err) {
+    await inspection?.close();
     await opened.close();
     throw err;
   }
   if (queueTrigger) handlers.register(queueTrigger.handler);
-  const inspection = inspector.enabled
-    ? await startInspector({ port: inspector.port, log }).catch(async (err: unknown) => {
-        await opened.close();
-        throw err;
-      })
-    : undefined;
   const cpu = new CpuPool();
-  const actors = new ActorObserver();
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   // --batch-config / CONFIG_MAP_NAME: its node pods are `batch-pod` jobs any replica's driver claims.
@@ -90,7 +101,7 @@ export async function serve(
           registry,
           log,
           kube: { kubeconfig: settings.kubeconfig },
-          inspect: actors.inspect,
+          inspect,
         })
       : undefined;
   } catch (err) {
@@ -107,13 +118,7 @@ export async function serve(
       log,
       owner: settings.workerId,
       metrics: createRuntimeMetrics(registry),
-      // The dashboard's observer always; the XState inspector too with --inspect.
-      inspect: inspection
-        ? (event) => {
-            actors.inspect(event);
-            inspection.inspect(event);
-          }
-        : actors.inspect,
+      inspect,
     },
     {
       concurrency: settings.concurrency,

@@ -51,7 +51,9 @@ export async function callbackRoutes(app: FastifyInstance, options: CallbackRout
     (_request, body, done) => done(null, body),
   );
 
-  app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
+  // onRequest, before the body is read: a caller without the pod's token gets its 401 without the
+  // daemon first buffering up to maxFileSize of its upload.
+  app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     const { node, executionID } = request.params as CallbackParams;
     const token = BEARER.exec(request.headers.authorization ?? '')?.[1];
     if (token === undefined || !tokens.verify(executionID, node, token)) {
@@ -97,11 +99,11 @@ export async function callbackRoutes(app: FastifyInstance, options: CallbackRout
           'send the file as the request body, named by ?name= or Content-Disposition, not as a multipart form',
         );
     }
-    const name =
-      request.query.name ??
-      dispositionFileName(request.headers['content-disposition']) ??
-      generatedName(contentType);
     try {
+      const name =
+        request.query.name ??
+        dispositionFileName(request.headers['content-disposition']) ??
+        generatedName(contentType);
       const path = await reports.saveFile(executionID, node, name, request.body ?? Buffer.alloc(0));
       log.info(
         { node, execution: executionID, path, bytes: request.body?.length ?? 0 },
@@ -134,7 +136,19 @@ export async function callbackRoutes(app: FastifyInstance, options: CallbackRout
 function dispositionFileName(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
   const match = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(header);
-  return match?.[1] === undefined ? undefined : decodeURIComponent(match[1]);
+  if (match?.[1] === undefined) return undefined;
+  try {
+    return decodeURIComponent(match[1]);
+  } catch (err) {
+    // `%zz` and the like: the pod's mistake (400), not the daemon's (500).
+    throw new ValidationError(
+      'name',
+      `file name "${match[1]}" in Content-Disposition is not valid percent-encoding`,
+      {
+        cause: err,
+      },
+    );
+  }
 }
 
 /** bakito names an unnamed upload by a UUID and an extension from its content type. */

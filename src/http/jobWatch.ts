@@ -5,6 +5,8 @@
 // job's final state from history. However many clients watch a namespace, it costs one list.
 // Polling coalesces: states between two polls are not sent, and a job created and finished between
 // two polls (its creation was notified) is sent as ADDED then DELETED, both with its final state.
+// The watch of every namespace (remote drivers) is one more poller, keyed ALL_NAMESPACES, that
+// lists the whole queue: with remote drivers connected, that list runs once per interval in all.
 
 import type { Logger } from 'pino';
 import type { HistoricJob, Job } from '../store/job.ts';

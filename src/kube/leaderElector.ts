@@ -202,9 +202,9 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
   };
 
   // client-go's release (ReleaseOnCancel): an empty holder and a one-second duration, so followers
-  // take the lease at their next attempt instead of waiting out the lease duration.
-  // A renewal still in flight when the stop came may land between the read and the write here:
-  // its 409 is read again (bounded: the machine gives up a release that takes too long).
+  // take the lease at their next attempt instead of waiting out the lease duration. A renewal still
+  // in flight when the stop came may land between the read and the write here: its 409 means read
+  // again (a few times; the machine also gives up a release that takes too long).
   const release = async (): Promise<void> => {
     for (let attempt = 1; ; attempt++) {
       const current = await lock.get();

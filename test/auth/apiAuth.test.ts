@@ -4,6 +4,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAccessControl } from '../../src/auth/accessControl.ts';
 import { AccessTokens } from '../../src/auth/accessTokens.ts';
@@ -258,6 +259,37 @@ describe('access tokens on the API', () => {
     const elsewhere = await start([ADMIN], join(dir, 'elsewhere'));
     const foreign = await mint(elsewhere, '*');
     expect((await call(`${url}${API}/namespaces/team-a/jobs`, withToken(foreign))).status).toBe(401);
+  });
+
+  it('answers 401, never anything else, to whatever a client puts in the token headers', async () => {
+    const printable = fc.string({
+      unit: fc.constantFrom(...'abcXYZ019-_.~+/= \t"\'{}'.split('')),
+      maxLength: 300,
+    });
+    const header = fc.oneof(
+      printable,
+      printable.map((text) => `Bearer ${text}`),
+      // Three base64url parts, as a JWT looks: the header and payload decode to anything.
+      fc
+        .tuple(fc.json(), fc.json(), fc.base64String({ maxLength: 120 }))
+        .map(([head, body, sig]) =>
+          [head, body]
+            .map((part) => Buffer.from(part).toString('base64url'))
+            .concat(sig.replaceAll('=', ''))
+            .join('.'),
+        )
+        .map((jwt) => `Bearer ${jwt}`),
+    );
+    await fc.assert(
+      fc.asyncProperty(header, fc.boolean(), async (value, asAuthorization) => {
+        const answer = await call(`${url}${API}/namespaces/team-a/jobs`, {
+          headers: { [asAuthorization ? 'authorization' : 'x-access-token']: value },
+        });
+        expect(answer.status, value).toBe(401);
+        expect(answer.body.kind).toBe('Status');
+      }),
+      { numRuns: 150 },
+    );
   });
 
   it('leaves /healthz, /readyz and /metrics open', async () => {

@@ -50,7 +50,7 @@ function loadManifests(): Manifest[] {
     .sort()) {
     for (const doc of parseAllDocuments(readFileSync(join(deployDir, file), 'utf8'))) {
       if (doc.errors.length > 0) throw new Error(`${file}: ${doc.errors[0]?.message}`);
-      out.push({ ...(doc.toJS() as Omit<Manifest, 'file'>), file });
+      out.push({ ...(doc.toJS() as object), file } as Manifest);
     }
   }
   return out;

@@ -59,6 +59,50 @@ function logField(daemon: Daemon, msg: string, field: string): string | undefine
   return undefined;
 }
 
+/** The API daemon: the database, HTTPS with the test CA's server certificate, no claims of its own. */
+async function startApi(h: PostgresHarness, dir: string, pki: TestPki, extra: string[] = []) {
+  const daemon = start([
+    '--database-url',
+    h.url,
+    '--schema',
+    h.schema,
+    '--data-dir',
+    join(dir, 'api'),
+    '--listen',
+    '127.0.0.1:0',
+    '--concurrency',
+    '0',
+    '--tls-cert-file',
+    pki.serverCertFile,
+    '--tls-key-file',
+    pki.serverKeyFile,
+    '--admin-token',
+    ADMIN_TOKEN,
+    '--worker-id',
+    'api',
+    ...extra,
+  ]);
+  const url = await until(
+    () => logField(daemon, 'http API listening', 'url'),
+    30_000,
+    'the API to listen',
+  ).catch((err: unknown) => {
+    daemon.kill('SIGKILL');
+    throw err;
+  });
+  return { daemon, url };
+}
+
+/** The flags every remote driver of these tests takes. */
+const remoteFlags = (url: string) => [
+  '--provisioning-server-url',
+  url,
+  '--token',
+  ADMIN_TOKEN,
+  '--token-exchange-url',
+  `${url}/sign/access-token`,
+];
+
 describe('remote controller mode', () => {
   let harness: PostgresHarness | undefined;
   let dir: string | undefined;
@@ -93,38 +137,13 @@ describe('remote controller mode', () => {
     const pki: TestPki = createTestPki(dir);
     const runs = join(dir, 'runs');
 
-    const api = start([
-      '--database-url',
-      h.url,
-      '--schema',
-      h.schema,
-      '--data-dir',
-      join(dir, 'api'),
-      '--listen',
-      '127.0.0.1:0',
-      '--concurrency',
-      '0',
-      '--tls-cert-file',
-      pki.serverCertFile,
-      '--tls-key-file',
-      pki.serverKeyFile,
-      '--admin-token',
-      ADMIN_TOKEN,
-      '--worker-id',
-      'api',
-    ]);
+    const { daemon: api, url: apiUrl } = await startApi(h, dir, pki);
     daemons.push(api);
-    const apiUrl = await until(() => logField(api, 'http API listening', 'url'), 30_000, 'the API to listen');
     expect(apiUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
 
     const remote = (workerId: string, jobInterval: string) =>
       start([
-        '--provisioning-server-url',
-        apiUrl,
-        '--token',
-        ADMIN_TOKEN,
-        '--token-exchange-url',
-        `${apiUrl}/sign/access-token`,
+        ...remoteFlags(apiUrl),
         '--tls-ca-file',
         pki.caFile,
         '--worker-id',
@@ -220,34 +239,9 @@ describe('remote controller mode', () => {
     const h = harness;
     dir = await mkdtemp(join(tmpdir(), 'leasehold-remote-e2e-'));
     const pki = createTestPki(dir);
-    const api = start([
-      '--database-url',
-      h.url,
-      '--schema',
-      h.schema,
-      '--data-dir',
-      join(dir, 'api'),
-      '--listen',
-      '127.0.0.1:0',
-      '--concurrency',
-      '0',
-      '--tls-cert-file',
-      pki.serverCertFile,
-      '--tls-key-file',
-      pki.serverKeyFile,
-      '--admin-token',
-      ADMIN_TOKEN,
-    ]);
+    const { daemon: api, url: apiUrl } = await startApi(h, dir, pki);
     daemons.push(api);
-    const apiUrl = await until(() => logField(api, 'http API listening', 'url'), 30_000, 'the API to listen');
-    const common = [
-      '--provisioning-server-url',
-      apiUrl,
-      '--token',
-      ADMIN_TOKEN,
-      '--token-exchange-url',
-      `${apiUrl}/sign/access-token`,
-    ];
+    const common = remoteFlags(apiUrl);
 
     const untrusting = start(common);
     daemons.push(untrusting);
@@ -274,5 +268,55 @@ describe('remote controller mode', () => {
     insecure.kill('SIGTERM');
     const [insecureCode] = await once(insecure, 'exit');
     expect(insecureCode).toBe(0);
+  }, 90_000);
+
+  it('presents its client certificate to an API that demands one (mutual TLS)', async () => {
+    harness = await createTestPostgresStore();
+    const h = harness;
+    dir = await mkdtemp(join(tmpdir(), 'leasehold-remote-e2e-'));
+    const pki = createTestPki(dir);
+    const { daemon: api, url: apiUrl } = await startApi(h, dir, pki, ['--tls-ca-file', pki.caFile]);
+    daemons.push(api);
+
+    const anonymous = start([...remoteFlags(apiUrl), '--tls-ca-file', pki.caFile]);
+    daemons.push(anonymous);
+    const [code] = await once(anonymous, 'exit');
+    expect(code, anonymous.output.join('')).toBe(1);
+    expect(anonymous.output.join('')).toMatch(
+      /token exchange at https:\/\/127\.0\.0\.1:\d+\/sign\/access-token: cannot reach .*: the server demands a client certificate it trusts .*--tls-cert-file and --tls-key-file/,
+    );
+
+    const withCertificate = start([
+      ...remoteFlags(apiUrl),
+      '--tls-ca-file',
+      pki.caFile,
+      '--tls-cert-file',
+      pki.clientCertFile,
+      '--tls-key-file',
+      pki.clientKeyFile,
+      '--job-interval',
+      '60s',
+    ]);
+    daemons.push(withCertificate);
+    await until(
+      () => withCertificate.output.join('').includes('leasehold serving (remote controller mode)'),
+      30_000,
+      'the driver with a client certificate',
+    );
+    const job = await h.store.enqueue({
+      namespace: 'mtls',
+      name: 'one',
+      action: 'exec',
+      spec: { command: 'true' },
+    });
+    const done = await until(
+      () => h.store.getHistory(job.uid).then((row) => row ?? undefined),
+      15_000,
+      'the job',
+    );
+    expect(done.status.state).toBe('success');
+    withCertificate.kill('SIGTERM');
+    const [drained] = await once(withCertificate, 'exit');
+    expect(drained).toBe(0);
   }, 90_000);
 });

@@ -63,4 +63,22 @@ describe('pg-boss queue size', () => {
       await down.close();
     }
   });
+
+  it('never installs pg-boss into a schema its producers and workers have not set up', async () => {
+    const empty = uniqueSchema('pgboss');
+    const stranger = openPgBossReader({ connection: pgBossConnectionFromUrl(url, empty) });
+    try {
+      await expect(stranger.waiting('images')).rejects.toThrow();
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        const { rowCount } = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [empty]);
+        expect(rowCount).toBe(0);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await stranger.close();
+    }
+  });
 });

@@ -343,6 +343,8 @@ describe('fake Job controller and kubelet', () => {
       (p) => (p.status as V1Pod['status'])?.phase === 'Succeeded',
     );
     expect((ran.spec as V1Pod['spec'])?.nodeName).toBe('gpu-1');
+    const onGpu = await clients.core.listNamespacedPod({ namespace, fieldSelector: 'spec.nodeName=gpu-1' });
+    expect(onGpu.items.map((p) => p.metadata?.name)).toEqual(['gpu']);
   });
 
   it('kills the processes when a Job is deleted with background propagation; Orphan is the default', async () => {
@@ -425,6 +427,34 @@ describe('fake Job controller and kubelet', () => {
     expect(kube.processes().some((p) => p.pod.startsWith('fg-'))).toBe(false);
   });
 
+  it('deletes a running pod gracefully: SIGTERM, SIGKILL after the grace period, then removed', async () => {
+    await clients.core.createNamespacedPod({
+      namespace,
+      body: {
+        metadata: { name: 'stubborn' },
+        spec: {
+          containers: [
+            {
+              name: 'main',
+              image: 'x',
+              command: ['sh', '-c', 'trap "" TERM; echo ready; sleep 60 & wait; wait'],
+            },
+          ],
+        },
+      },
+    });
+    // SIGTERM is ignored only once the shell has run `trap`.
+    await until(() => kube.podLog(namespace, 'stubborn') === 'ready\n');
+    const pid = kube.processes().find((p) => p.pod === 'stubborn')?.pid ?? 0;
+    const started = Date.now();
+    const marked = await clients.core.deleteNamespacedPod({ namespace, name: 'stubborn' });
+    expect(marked.metadata?.deletionTimestamp).toBeInstanceOf(Date);
+    await kube.waitForGone('pods', namespace, 'stubborn');
+    // terminationGraceMs is 500 in this suite: the shell ignored SIGTERM, so SIGKILL ended it.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+    expect(await liveInGroup(pid)).toEqual([]);
+  });
+
   it('fails a Job past activeDeadlineSeconds and deletes its pods', async () => {
     await clients.batch.createNamespacedJob({
       namespace,
@@ -476,7 +506,8 @@ describe('fake kubelet shutdown', () => {
     }
     expect(pids).toHaveLength(1);
     expect(before).toBe(2);
-    // The whole process group is gone: the shell and the sleep it started.
-    expect(await liveInGroup(pids[0] ?? 0)).toEqual([]);
+    // The whole process group got SIGKILL: the shell and the sleep it started are gone (close()
+    // waits for the shell; the sleep, reparented, dies within moments).
+    await untilAsync(async () => (await liveInGroup(pids[0] ?? 0)).length === 0, 2_000);
   });
 });

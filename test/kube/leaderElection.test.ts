@@ -150,8 +150,8 @@ describe('leader election', () => {
     expect(b.isLeader()).toBe(false);
     expect(bChanges).toEqual([]);
 
-    const stoppedAt = Date.now();
     await a.stop();
+    const stoppedAt = Date.now();
     expect(a.isLeader()).toBe(false);
     // Released as client-go's ReleaseOnCancel does it.
     expect(spec()).toMatchObject({ holderIdentity: '', leaseDurationSeconds: 1 });
@@ -216,12 +216,16 @@ describe('leader election', () => {
     await sleep(RETRY_MS * 2);
     // Writes fail, reads work: the follower keeps seeing a's last renewal and cannot take the lease
     // either, so a's stepping down is its own doing.
-    const failedAt = Date.now();
     const stopFailing = failLeaseRequests({ method: 'PUT', code: 500 });
     await until(() => !a.isLeader(), DEADLINE_MS + SLACK_MS);
-    // Counted from the start of the last renewal that succeeded: up to one period before the failures.
-    expect(lostAt - failedAt).toBeGreaterThanOrEqual(DEADLINE_MS - RETRY_MS - 50);
-    expect(lostAt - failedAt).toBeLessThan(DEADLINE_MS + SLACK_MS);
+    // The deadline counts from the start of the last renewal that succeeded: just before the
+    // renewTime it wrote (by its read's duration), which is the record's still.
+    const sinceLastRenewal = lostAt - Date.parse(String(spec().renewTime));
+    expect(sinceLastRenewal).toBeGreaterThanOrEqual(DEADLINE_MS - RETRY_MS);
+    expect(sinceLastRenewal).toBeLessThan(DEADLINE_MS + SLACK_MS);
+    // Failed renewals before it were tolerated.
+    const failures = logLines.filter((l) => l.identity === 'replica-a' && l.msg === 'lease renewal failed');
+    expect(failures.length).toBeGreaterThanOrEqual(2);
     expect(b.isLeader()).toBe(false);
     stopFailing();
     // Someone leads again once writes work (a, whose record it still is, or b after expiry).

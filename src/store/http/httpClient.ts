@@ -48,8 +48,8 @@ const NOT_SENT = new Set([
   'EADDRNOTAVAIL',
 ]);
 
-/** Certificate problems: retrying does not help, the settings must change. */
-const TLS_TRUST = new Set([
+/** The server's certificate is not trusted: retrying does not help, the settings must change. */
+const SERVER_UNTRUSTED = new Set([
   'DEPTH_ZERO_SELF_SIGNED_CERT',
   'SELF_SIGNED_CERT_IN_CHAIN',
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
@@ -59,23 +59,34 @@ const TLS_TRUST = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
+/** The server refused this client's certificate, or wanted one (mutual TLS). */
+const CLIENT_REFUSED = new Set([
+  'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
+  'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN',
+]);
+
 /** A request that got no HTTP answer. */
 export class NetworkFailure extends Error {
   /** False only when no connection was made, so the server cannot have acted on the request. */
   readonly mayHaveArrived: boolean;
-  /** The server's certificate is not trusted: retrying is pointless. */
-  readonly untrusted: boolean;
+  /** A TLS problem that no retry mends (an untrusted server, a refused client certificate). */
+  readonly permanent: boolean;
   readonly errno: string | undefined;
   constructor(cause: unknown, url: URL) {
     const errno = (cause as NodeJS.ErrnoException | undefined)?.code;
-    const untrusted = errno !== undefined && TLS_TRUST.has(errno);
+    const untrusted = errno !== undefined && SERVER_UNTRUSTED.has(errno);
+    const refused = errno !== undefined && CLIENT_REFUSED.has(errno);
     const why = untrusted
       ? `the server's TLS certificate is not trusted (${errno}); give the CA that signed it with --tls-ca-file, or for development only --tls-insecure`
-      : `${errno ?? (cause as Error | undefined)?.message ?? 'network error'}`;
+      : refused
+        ? `the server demands a client certificate it trusts (${errno}); give --tls-cert-file and --tls-key-file with one its CA signed`
+        : `${errno ?? (cause as Error | undefined)?.message ?? 'network error'}`;
     super(`cannot reach ${url.origin}: ${why}`, { cause });
     this.errno = errno;
-    this.untrusted = untrusted;
-    this.mayHaveArrived = !(errno !== undefined && NOT_SENT.has(errno)) && !untrusted;
+    this.permanent = untrusted || refused;
+    this.mayHaveArrived = !(errno !== undefined && NOT_SENT.has(errno)) && !this.permanent;
   }
 }
 
@@ -127,6 +138,10 @@ export class HttpClient {
         }),
       );
       response.on('error', (err) => reject(new NetworkFailure(err, url)));
+      // A connection cut mid-answer may end the response without an error: it is no answer either.
+      response.on('close', () => {
+        if (!response.complete) reject(new NetworkFailure(new Error('the answer was cut off'), url));
+      });
     });
   }
 
@@ -165,7 +180,7 @@ export class HttpClient {
       request.on('response', (response) => {
         answered = true;
         if (streaming) clearTimeout(timer);
-        else response.on('end', () => clearTimeout(timer)).on('error', () => clearTimeout(timer));
+        else response.on('close', () => clearTimeout(timer));
         resolve(response);
       });
       request.on('error', (err) => {

@@ -69,7 +69,7 @@ export class StoreTransport {
       } catch (err) {
         const failure = err instanceof NetworkFailure ? err : undefined;
         const retryable =
-          failure !== undefined && !failure.untrusted && (options.idempotent || !failure.mayHaveArrived);
+          failure !== undefined && !failure.permanent && (options.idempotent || !failure.mayHaveArrived);
         if (!retryable || attempt >= this.#retry.attempts) {
           throw new RemoteStoreError(undefined, `${options.what}: ${(err as Error).message}`, { cause: err });
         }

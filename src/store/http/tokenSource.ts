@@ -81,7 +81,7 @@ export class ExchangedTokenSource implements AccessTokenSource {
         text = answer.text;
         wait = retryAfterMs(answer.headers['retry-after']);
       } catch (err) {
-        if (!(err instanceof NetworkFailure) || err.untrusted || attempt >= this.#retry.attempts) {
+        if (!(err instanceof NetworkFailure) || err.permanent || attempt >= this.#retry.attempts) {
           throw new RemoteStoreError(
             undefined,
             `token exchange at ${exchangeUrl.href}: ${(err as Error).message}`,

@@ -200,7 +200,10 @@ function parsePodConfig(pod: JsonFields): PodConfig {
   };
 }
 
-/** Names the trigger sets itself; an entry may not override them (the password must come from the Secret). */
+/**
+ * Names the trigger sets itself. Refused even without injectPgConfig: a literal DB_PASSWORD in
+ * jobs.json would be a literal password in the Job; such settings belong in `secrets`.
+ */
 export const RESERVED_ENV =
   /^(QUEUE_NAME|PG(HOST|PORT|DATABASE|USER|PASSWORD)|DB_(HOST|PORT|USERNAME|PASSWORD|NAME|SCHEMA))$/;
 
@@ -219,7 +222,7 @@ function parseEnv(pod: JsonFields): EnvVar[] {
     if (RESERVED_ENV.test(name)) {
       throw env.error(
         'name',
-        `"${name}" is set by leasehold itself (QUEUE_NAME, and the database settings with injectPgConfig)`,
+        `"${name}" is set by leasehold itself (QUEUE_NAME; the database settings, from a Secret, with injectPgConfig); pass other database settings through "secrets", never as literals`,
       );
     }
     return { name, value: env.string('value', { allowEmpty: true }) };

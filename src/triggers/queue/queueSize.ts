@@ -23,10 +23,11 @@ export interface PgBossReaderOptions {
 }
 
 /**
- * A pg-boss instance used only to read: no maintenance, no cron, no instance registration, so it
- * leaves the queues' owners in charge of them. Its schema is created (or migrated) if missing, as
- * any pg-boss client would. It connects on first use, and after a failure connects afresh on the
- * next call: a database that is away at start-up or restarts is a failed check, not a crash.
+ * A pg-boss instance used only to read: no maintenance, no cron, no instance registration, and
+ * no install or migration (`migrate: false`): the schema belongs to the queues' producers and
+ * workers, and upgrading it under their pg-boss version could break them. Until they have installed
+ * it, checks fail and are retried. It connects on first use, and after a failure connects afresh
+ * on the next call: a database that is away at start-up or restarts is a failed check, not a crash.
  */
 export function openPgBossReader(options: PgBossReaderOptions): QueueSizeReader {
   const { connection } = options;
@@ -44,6 +45,7 @@ export function openPgBossReader(options: PgBossReaderOptions): QueueSizeReader 
         max: 2,
         supervise: false,
         schedule: false,
+        migrate: false,
         registerInstance: false,
         application_name: 'leasehold-queue-trigger',
       });

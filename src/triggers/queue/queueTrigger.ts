@@ -4,7 +4,7 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { type Actor, createActor, fromPromise } from 'xstate';
+import { type Actor, createActor, fromPromise, type InspectionEvent } from 'xstate';
 import {
   type AwaitRunInput,
   type CheckQueueInput,
@@ -40,6 +40,8 @@ export interface QueueTriggerDeps {
   log: Logger;
   /** How often a run's end is looked for in the store. Default 1 s. */
   pollMs?: number;
+  /** XState inspection (`--inspect`, the dashboard). */
+  inspect?: (event: InspectionEvent) => void;
 }
 
 export interface QueueTriggers {
@@ -60,6 +62,7 @@ export function startQueueTriggers(deps: QueueTriggerDeps): QueueTriggers {
   for (const job of deps.settings.jobs) {
     const actor = createActor(queueTriggerLogic(deps, job), {
       systemId: `queueTrigger:${job.queueName}`,
+      ...(deps.inspect ? { inspect: deps.inspect } : {}),
       input: {
         queueName: job.queueName,
         queueCheckIntervalMs: job.queueCheckIntervalMs,

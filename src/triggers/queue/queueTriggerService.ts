@@ -2,6 +2,7 @@
 // the pg-boss reader, the `kube-job` handler the driver runs, and one trigger actor per queue.
 
 import type { Logger } from 'pino';
+import type { InspectionEvent } from 'xstate';
 import { createKubeClients, type KubeClientOptions } from '../../kube/kubeClient.ts';
 import type { Handler } from '../../runtime/handler.ts';
 import { createKubeJobHandler } from '../../runtime/handlers/kubeJob.ts';
@@ -18,6 +19,8 @@ export interface QueueTriggerServiceOptions {
   databaseUrl: string;
   log: Logger;
   kube?: KubeClientOptions;
+  /** XState inspection (`--inspect`, the dashboard). */
+  inspect?: (event: InspectionEvent) => void;
 }
 
 export interface QueueTriggerService {
@@ -52,6 +55,7 @@ export function createQueueTriggerService(options: QueueTriggerServiceOptions): 
         namespace,
         connection,
         log,
+        ...(options.inspect ? { inspect: options.inspect } : {}),
       });
       log.info(
         {

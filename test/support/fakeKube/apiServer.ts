@@ -165,9 +165,10 @@ export function createApiHandler(parts: ApiServerParts): (req: IncomingMessage, 
     const fields = parseFieldSelector(query.get('fieldSelector'));
     let items = store.list(target.type.key as ResourceKey, { namespace: target.namespace, labels, fields });
     const limit = Number(query.get('limit') ?? 0);
-    const offset = Number(
-      query.get('continue') ? Buffer.from(query.get('continue') ?? '', 'base64url').toString() : 0,
-    );
+    // Continue tokens are offsets into the sorted list (no snapshot: enough for paging in tests).
+    const token = query.get('continue');
+    const offset = token ? Number(Buffer.from(token, 'base64url').toString()) : 0;
+    if (!Number.isInteger(offset) || offset < 0) throw badRequest(`continue: invalid token "${token}"`);
     let next: string | undefined;
     if (limit > 0) {
       if (offset + limit < items.length) next = Buffer.from(String(offset + limit)).toString('base64url');

@@ -3,7 +3,7 @@
 // ConfigMaps, Secrets, Services, Events and Leases with resourceVersions and watches, runs a Job
 // controller, a scheduler and a kubelet whose containers are local processes, and takes faults.
 //
-// Usage (full guide: .tmp/readme/fake-kube.md):
+// Usage (the developer guide is the README's section on testing against Kubernetes):
 //
 //   const kube = await startFakeKube({ nodes: ['node-1', 'node-2'] });
 //   try {

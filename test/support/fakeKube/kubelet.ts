@@ -5,7 +5,7 @@
 // condition. It also honours the pod faults (image pulls, crashes) and graceful deletion: a deleted
 // pod's process group gets SIGTERM, then SIGKILL after the grace period, then the pod is removed.
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +30,6 @@ interface PodRuntime {
   uid: string;
   namespace: string;
   name: string;
-  child: ChildProcess | undefined;
   /** Set while the process runs (a pid of a group leader). */
   pid: number | undefined;
   restartCount: number;
@@ -135,7 +134,7 @@ export class Kubelet {
     if (object.metadata.deletionTimestamp) {
       if (!runtime || runtime.pid === undefined) {
         if (runtime) clearTimeout(runtime.timer);
-        this.#store.remove('pods', object.metadata.namespace, object.metadata.name ?? '');
+        this.#removePod(object.metadata.namespace ?? '', object.metadata.name ?? '');
         return;
       }
       const grace = object.metadata.deletionGracePeriodSeconds;
@@ -153,7 +152,6 @@ export class Kubelet {
         uid,
         namespace: object.metadata.namespace ?? '',
         name: object.metadata.name ?? '',
-        child: undefined,
         pid: undefined,
         restartCount: 0,
         timer: undefined,
@@ -178,6 +176,12 @@ export class Kubelet {
       // A fault was lifted or a Secret appeared: try again now rather than at the next back-off.
       this.#tryStart(runtime);
     }
+  }
+
+  /** The containers are gone: remove the pod, unless finalizers still hold it (their owners remove it then). */
+  #removePod(namespace: string, name: string): void {
+    const pod = this.#store.get('pods', namespace, name);
+    if (pod && (pod.metadata.finalizers ?? []).length === 0) this.#store.remove('pods', namespace, name);
   }
 
   #current(runtime: PodRuntime): IPod | undefined {
@@ -291,7 +295,6 @@ export class Kubelet {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    runtime.child = child;
     runtime.pid = child.pid;
     const append = (chunk: Buffer) => {
       if (runtime.log.length < LOG_LIMIT) runtime.log += chunk.toString('utf8');
@@ -306,7 +309,6 @@ export class Kubelet {
         done = true;
         const pid = runtime.pid;
         runtime.pid = undefined;
-        runtime.child = undefined;
         // The container is its process group: nothing it started outlives it.
         if (pid !== undefined) killGroup(pid, 'SIGKILL');
         resolve();
@@ -331,7 +333,7 @@ export class Kubelet {
 
   #exited(runtime: PodRuntime, exitCode: number, startedAt: string, reason?: string, message?: string): void {
     if (runtime.terminating) {
-      this.#store.remove('pods', runtime.namespace, runtime.name);
+      this.#removePod(runtime.namespace, runtime.name);
       return;
     }
     if (this.#closed) return;
@@ -387,7 +389,7 @@ export class Kubelet {
     runtime.terminating = true;
     const pid = runtime.pid;
     if (pid === undefined) {
-      this.#store.remove('pods', runtime.namespace, runtime.name);
+      this.#removePod(runtime.namespace, runtime.name);
       return;
     }
     killGroup(pid, graceMs === 0 ? 'SIGKILL' : 'SIGTERM');

@@ -122,27 +122,107 @@ describe('batch config (bakito config.yaml)', () => {
   });
 
   it.each([
-    ['an unknown key', minimal('podPoolSise: 3'), 'batch.podPoolSise', /config\.yaml: podPoolSise: unknown key/],
+    [
+      'an unknown key',
+      minimal('podPoolSise: 3'),
+      'batch.podPoolSise',
+      /config\.yaml: podPoolSise: unknown key/,
+    ],
     ['a missing name', 'cronExpression: "* * * * *"\nreportDirectory: /r', 'batch.name', /name: is required/],
-    ['a name that is no DNS label', minimal().replace('nightly', 'Nightly_Job'), 'batch.name', /lowercase DNS label/],
-    ['a missing cronExpression', 'name: a\nreportDirectory: /r', 'batch.cronExpression', /cronExpression: is required/],
-    ['a bad cron', minimal().replace('"0 * * * *"', '"every day"'), 'batch.cronExpression', /"every day" is not a cron expression/],
-    ['a cron with a bad field', minimal().replace('"0 * * * *"', '"61 * * * *"'), 'batch.cronExpression', /not a cron expression/],
-    ['an empty reportDirectory', minimal().replace('/tmp/r', '""'), 'batch.reportDirectory', /reportDirectory: is required/],
-    ['a podPoolSize of 0', minimal('podPoolSize: 0'), 'batch.podPoolSize', /podPoolSize: must be a whole number from 1/],
+    [
+      'a name that is no DNS label',
+      minimal().replace('nightly', 'Nightly_Job'),
+      'batch.name',
+      /lowercase DNS label/,
+    ],
+    [
+      'a missing cronExpression',
+      'name: a\nreportDirectory: /r',
+      'batch.cronExpression',
+      /cronExpression: is required/,
+    ],
+    [
+      'a bad cron',
+      minimal().replace('"0 * * * *"', '"every day"'),
+      'batch.cronExpression',
+      /"every day" is not a cron expression/,
+    ],
+    [
+      'a cron with a bad field',
+      minimal().replace('"0 * * * *"', '"61 * * * *"'),
+      'batch.cronExpression',
+      /not a cron expression/,
+    ],
+    [
+      'an empty reportDirectory',
+      minimal().replace('/tmp/r', '""'),
+      'batch.reportDirectory',
+      /reportDirectory: is required/,
+    ],
+    [
+      'a podPoolSize of 0',
+      minimal('podPoolSize: 0'),
+      'batch.podPoolSize',
+      /podPoolSize: must be a whole number from 1/,
+    ],
     ['a podPoolSize as text', minimal('podPoolSize: "3"'), 'batch.podPoolSize', /whole number/],
     ['a fractional reportHistory', minimal('reportHistory: 2.5'), 'batch.reportHistory', /whole number/],
-    ['a port out of range', minimal('callbackServicePort: 70000'), 'batch.callbackServicePort', /from 1 to 65535/],
+    [
+      'a port out of range',
+      minimal('callbackServicePort: 70000'),
+      'batch.callbackServicePort',
+      /from 1 to 65535/,
+    ],
     ['runOnStartup as text', minimal('runOnStartup: "yes"'), 'batch.runOnStartup', /must be true or false/],
-    ['a bad startupDelay', minimal('startupDelay: soon'), 'batch.startupDelay', /startupDelay.*not a duration/],
-    ['a bad podStartTimeout', minimal('podStartTimeout: 5 minutes'), 'batch.podStartTimeout', /not a duration/],
-    ['a selector with a number', minimal('jobNodeSelector:\n  zone: 3'), 'batch.jobNodeSelector', /mapping of label names to string values/],
+    [
+      'a bad startupDelay',
+      minimal('startupDelay: soon'),
+      'batch.startupDelay',
+      /startupDelay.*not a duration/,
+    ],
+    [
+      'a bad podStartTimeout',
+      minimal('podStartTimeout: 5 minutes'),
+      'batch.podStartTimeout',
+      /not a duration/,
+    ],
+    [
+      'a selector with a number',
+      minimal('jobNodeSelector:\n  zone: 3'),
+      'batch.jobNodeSelector',
+      /mapping of label names to string values/,
+    ],
     ['a list as custom', minimal('custom: [1]'), 'batch.custom', /custom: must be a mapping/],
-    ['a bad prefix', minimal('metrics:\n  prefix: "1abc"'), 'batch.metrics.prefix', /not a valid Prometheus metric name prefix/],
-    ['a bad suffix', minimal('metrics:\n  gauges:\n    "a-b": {}'), 'batch.metrics.gauges.a-b', /not a valid metric name suffix/],
-    ['a gauge as a list', minimal('metrics:\n  gauges:\n    up: [1]'), 'batch.metrics.gauges.up', /mapping with help and labels/],
-    ['a bad label', minimal('metrics:\n  gauges:\n    up:\n      labels: ["a-b"]'), 'batch.metrics.gauges.up.labels', /valid Prometheus label names/],
-    ['a numeric help', minimal('metrics:\n  gauges:\n    up:\n      help: 3'), 'batch.metrics.gauges.up.help', /must be a string/],
+    [
+      'a bad prefix',
+      minimal('metrics:\n  prefix: "1abc"'),
+      'batch.metrics.prefix',
+      /not a valid Prometheus metric name prefix/,
+    ],
+    [
+      'a bad suffix',
+      minimal('metrics:\n  gauges:\n    "a-b": {}'),
+      'batch.metrics.gauges.a-b',
+      /not a valid metric name suffix/,
+    ],
+    [
+      'a gauge as a list',
+      minimal('metrics:\n  gauges:\n    up: [1]'),
+      'batch.metrics.gauges.up',
+      /mapping with help and labels/,
+    ],
+    [
+      'a bad label',
+      minimal('metrics:\n  gauges:\n    up:\n      labels: ["a-b"]'),
+      'batch.metrics.gauges.up.labels',
+      /valid Prometheus label names/,
+    ],
+    [
+      'a numeric help',
+      minimal('metrics:\n  gauges:\n    up:\n      help: 3'),
+      'batch.metrics.gauges.up.help',
+      /must be a string/,
+    ],
   ])('refuses %s, naming the key', (_what, config, field, message) => {
     const err = refusal(config);
     expect(err.field).toBe(field);
@@ -159,16 +239,22 @@ describe('batch config (bakito config.yaml)', () => {
     },
   );
 
-  it.each(['', 'leases', 'configmapsleases', 'endpointsleases'])('accepts the lock type "%s" (a Lease)', (lock) => {
-    expect(() => parseBatchConfig(source(minimal(`leaderElectionResourceLock: "${lock}"`)))).not.toThrow();
-  });
+  it.each(['', 'leases', 'configmapsleases', 'endpointsleases'])(
+    'accepts the lock type "%s" (a Lease)',
+    (lock) => {
+      expect(() => parseBatchConfig(source(minimal(`leaderElectionResourceLock: "${lock}"`)))).not.toThrow();
+    },
+  );
 
-  it.each(['configmaps', 'endpoints', 'secrets'])('refuses the lock type %s, which needs no Lease', (lock) => {
-    const err = refusal(minimal(`leaderElectionResourceLock: ${lock}`));
-    expect(err.field).toBe('batch.leaderElectionResourceLock');
-    expect(err.message).toContain(`"${lock}" is not supported`);
-    expect(err.message).toContain('coordination.k8s.io Lease');
-  });
+  it.each(['configmaps', 'endpoints', 'secrets'])(
+    'refuses the lock type %s, which needs no Lease',
+    (lock) => {
+      const err = refusal(minimal(`leaderElectionResourceLock: ${lock}`));
+      expect(err.field).toBe('batch.leaderElectionResourceLock');
+      expect(err.message).toContain(`"${lock}" is not supported`);
+      expect(err.message).toContain('coordination.k8s.io Lease');
+    },
+  );
 
   it('refuses YAML that does not parse, and a document that is not a mapping', () => {
     expect(refusal('name: [unclosed').message).toMatch(/configmap ns\/batch config\.yaml is not valid YAML/);

@@ -97,9 +97,18 @@ describe('batch metrics', () => {
     metrics.prune(E1);
     for (const name of ['foo_test', 'foo_up', 'foo_processing', 'foo_duration']) {
       const lines = await series(name);
-      expect(lines.some((l) => l.includes(E1)), name).toBe(false);
-      expect(lines.some((l) => l.includes(E2)), name).toBe(true);
-      expect(lines.some((l) => l.includes('"latest"')), name).toBe(true);
+      expect(
+        lines.some((l) => l.includes(E1)),
+        name,
+      ).toBe(false);
+      expect(
+        lines.some((l) => l.includes(E2)),
+        name,
+      ).toBe(true);
+      expect(
+        lines.some((l) => l.includes('"latest"')),
+        name,
+      ).toBe(true);
     }
     metrics.prune(E1); // twice is harmless
   });

@@ -5,7 +5,12 @@ import { randomBytes } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../src/errors.ts';
-import { BATCH_LABELS, type BatchPodInput, batchPodName, buildBatchPod } from '../../../src/kube/batchPodSpec.ts';
+import {
+  BATCH_LABELS,
+  type BatchPodInput,
+  batchPodName,
+  buildBatchPod,
+} from '../../../src/kube/batchPodSpec.ts';
 import { CallbackTokens } from '../../../src/triggers/batch/callbackToken.ts';
 
 const EXEC = '20261129150000';
@@ -104,7 +109,11 @@ describe('batch pod spec', () => {
   });
 
   it.each([
-    ['an unknown field', TEMPLATE.replace('{{.ExecutionID}}', '{{.JobID}}'), /\{\{\.JobID\}\} is not a known field/],
+    [
+      'an unknown field',
+      TEMPLATE.replace('{{.ExecutionID}}', '{{.JobID}}'),
+      /\{\{\.JobID\}\} is not a known field/,
+    ],
     ['YAML that does not parse', 'spec: [', /not valid YAML/],
     ['a pod without containers', 'spec:\n  containers: []', /at least one container/],
     ['a document that is no pod', '"just text"', /at least one container/],
@@ -139,7 +148,9 @@ describe('callback token', () => {
     expect(tokens.verify(EXEC, 'node-2', token)).toBe(false);
     expect(tokens.verify('20261129150001', 'node-1', token)).toBe(false);
     expect(new CallbackTokens(randomBytes(32)).verify(EXEC, 'node-1', token)).toBe(false);
-    expect(tokens.verify(EXEC, 'node-1', `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`)).toBe(false);
+    expect(tokens.verify(EXEC, 'node-1', `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`)).toBe(
+      false,
+    );
     expect(tokens.verify(EXEC, 'node-1', token.slice(1))).toBe(false);
     expect(tokens.verify(EXEC, 'node-1', '')).toBe(false);
   });

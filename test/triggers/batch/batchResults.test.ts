@@ -43,7 +43,9 @@ describe('batch results', () => {
   });
 
   it('takes labels as optional', () => {
-    expect(parseBatchResults('{"bare":[{"value":-3}]}', config)).toEqual({ bare: [{ value: -3, labels: {} }] });
+    expect(parseBatchResults('{"bare":[{"value":-3}]}', config)).toEqual({
+      bare: [{ value: -3, labels: {} }],
+    });
   });
 
   it.each([
@@ -51,14 +53,34 @@ describe('batch results', () => {
     ['a list', '[]', 'body', /JSON object of metric suffixes/],
     ['null', 'null', 'body', /JSON object/],
     ['empty results', '{}', 'body', /must not be empty/],
-    ['an unknown suffix', '{"nope":[{"value":1}]}', 'nope', /"nope" is not a configured metric \(known: test, bare\)/],
-    ['an inherited name as suffix', '{"constructor":[{"value":1,"labels":{"x":"y"}}]}', 'constructor', /not a configured metric/],
+    [
+      'an unknown suffix',
+      '{"nope":[{"value":1}]}',
+      'nope',
+      /"nope" is not a configured metric \(known: test, bare\)/,
+    ],
+    [
+      'an inherited name as suffix',
+      '{"constructor":[{"value":1,"labels":{"x":"y"}}]}',
+      'constructor',
+      /not a configured metric/,
+    ],
     ['__proto__ as suffix', '{"__proto__":[{"value":1}]}', '__proto__', /not a configured metric/],
     ['toString as suffix', '{"toString":[{"value":1}]}', 'toString', /not a configured metric/],
     ['a suffix that is not a list', '{"test":{"value":1}}', 'test', /must be a list/],
     ['an item that is not an object', '{"test":[1]}', 'test[0]', /must be an object/],
-    ['an unknown label', '{"test":[{"value":1,"labels":{"label_c":"x"}}]}', 'test[0].labels.label_c', /label "label_c" is not configured for "test" \(allowed: label_a, label_b\)/],
-    ['a label that is not a string', '{"test":[{"value":1,"labels":{"label_a":1}}]}', 'test[0].labels.label_a', /must be a string/],
+    [
+      'an unknown label',
+      '{"test":[{"value":1,"labels":{"label_c":"x"}}]}',
+      'test[0].labels.label_c',
+      /label "label_c" is not configured for "test" \(allowed: label_a, label_b\)/,
+    ],
+    [
+      'a label that is not a string',
+      '{"test":[{"value":1,"labels":{"label_a":1}}]}',
+      'test[0].labels.label_a',
+      /must be a string/,
+    ],
     ['labels as a list', '{"test":[{"value":1,"labels":["a"]}]}', 'test[0].labels', /object of strings/],
     ['a value as text', '{"test":[{"value":"1.0"}]}', 'test[0].value', /finite number/],
     ['a missing value', '{"test":[{"labels":{}}]}', 'test[0].value', /finite number/],
@@ -81,13 +103,17 @@ describe('batch events', () => {
 
   it('fills in the args of a message with parameters', () => {
     expect(
-      parseBatchEvent('{"warning": true, "reason": "TestReason", "message": "test message: %s", "args": ["a1"]}'),
+      parseBatchEvent(
+        '{"warning": true, "reason": "TestReason", "message": "test message: %s", "args": ["a1"]}',
+      ),
     ).toEqual({ type: 'Warning', reason: 'TestReason', message: 'test message: a1' });
   });
 
   it('reads the later eventType / messageFmt shape', () => {
     expect(
-      parseBatchEvent('{"eventType": "Warning", "reason": "Disk", "messageFmt": "%s of %s", "args": ["1", "2"]}'),
+      parseBatchEvent(
+        '{"eventType": "Warning", "reason": "Disk", "messageFmt": "%s of %s", "args": ["1", "2"]}',
+      ),
     ).toEqual({ type: 'Warning', reason: 'Disk', message: '1 of 2' });
   });
 
@@ -95,7 +121,9 @@ describe('batch events', () => {
     expect(parseBatchEvent('{"reason":"R","message":"%s and %s","args":["x"]}').message).toBe(
       'x and %!s(MISSING)',
     );
-    expect(parseBatchEvent(JSON.stringify({ reason: 'R', message: 'm'.repeat(5000) })).message).toHaveLength(1024);
+    expect(parseBatchEvent(JSON.stringify({ reason: 'R', message: 'm'.repeat(5000) })).message).toHaveLength(
+      1024,
+    );
   });
 
   it.each([

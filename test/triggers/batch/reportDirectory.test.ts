@@ -121,14 +121,18 @@ describe('report directory', () => {
 
   it.each([['../n'], ['..'], ['a/b'], ['/etc'], ['Node'], ['']])('refuses the node name %j', async (node) => {
     await expect(reports.saveResult(E1, node, '{}')).rejects.toMatchObject({ field: 'node' });
-    await expect(reports.saveFile(E1, node, 'f.txt', Buffer.from(''))).rejects.toMatchObject({ field: 'node' });
+    await expect(reports.saveFile(E1, node, 'f.txt', Buffer.from(''))).rejects.toMatchObject({
+      field: 'node',
+    });
     expect(await tree(parent)).toEqual([]);
   });
 
   it.each([['../20261129150000'], ['latest'], ['2026'], ['..'], ['/tmp']])(
     'refuses the execution id %j',
     async (executionId) => {
-      await expect(reports.saveResult(executionId, 'n', '{}')).rejects.toMatchObject({ field: 'executionID' });
+      await expect(reports.saveResult(executionId, 'n', '{}')).rejects.toMatchObject({
+        field: 'executionID',
+      });
       await expect(reports.markLatest(executionId)).rejects.toBeInstanceOf(ValidationError);
       expect(await tree(parent)).toEqual([]);
     },
