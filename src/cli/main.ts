@@ -215,7 +215,7 @@ Examples:
       )
       .option(
         '--batch-leader-election <true|false>',
-        'only the holder of the Lease <name>-leader fires cron ticks (env LEASEHOLD_BATCH_LEADER_ELECTION; default true)',
+        'only the holder of the Lease <name>-leader-election fires cron ticks (env LEASEHOLD_BATCH_LEADER_ELECTION; default true)',
       )
       .option('--inspect', 'stream every actor to Stately’s XState inspector (env LEASEHOLD_INSPECT)')
       .option(

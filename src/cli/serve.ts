@@ -180,7 +180,7 @@ export async function serve(
       draining = true;
       log.info({ signal }, 'draining: no new claims; releasing the leases of running jobs');
       // First the API: no new jobs through it, watch streams ended, /readyz gone with it.
-      await http.close().catch((err: unknown) => log.warn({ err }, 'closing the HTTP server failed'));
+      await closeHttp(http, log);
       await repositoryController.stop();
       await queueTrigger?.stop();
       await batch?.stop();
@@ -222,6 +222,27 @@ export async function serve(
     'leasehold serving',
   );
   return stopped;
+}
+
+/** Connections still open this long into a drain are cut: a stuck client must not hold the drain up. */
+const HTTP_CLOSE_GRACE_MS = 5_000;
+
+/**
+ * Closes the API: no new requests, watch streams ended. A connection a client left half-open (an
+ * aborted stream) would otherwise keep `close()` waiting for the keep-alive timeout (72 s).
+ */
+async function closeHttp(http: HttpServer, log: Logger): Promise<void> {
+  const cut = setTimeout(() => {
+    log.warn('HTTP connections still open after 5s of draining; closing them');
+    http.server.closeAllConnections();
+  }, HTTP_CLOSE_GRACE_MS);
+  try {
+    await http.close();
+  } catch (err) {
+    log.warn({ err }, 'closing the HTTP server failed');
+  } finally {
+    clearTimeout(cut);
+  }
 }
 
 /** Starts the HTTP API on `--listen`; a taken or unknown address is the flag's fault. */

@@ -104,6 +104,17 @@ export async function callbackRoutes(app: FastifyInstance, options: CallbackRout
         request.query.name ??
         dispositionFileName(request.headers['content-disposition']) ??
         generatedName(contentType);
+      // `<node>-<name>` shares the directory with the results `<other>.json`: node `worker` uploading
+      // `1.json` would replace node `worker-1`'s results. Refused, so a pod writes only its own files.
+      const stored = `${node}-${name}`;
+      const execution = stored.endsWith('.json') ? await executions.get(config.name, executionID) : null;
+      const shadowed = execution?.nodes.find((n) => `${n.node}.json` === stored);
+      if (shadowed !== undefined) {
+        throw new ValidationError(
+          'name',
+          `file name "${name}" is not allowed: "${stored}" is where node ${shadowed.node} keeps its results`,
+        );
+      }
       const path = await reports.saveFile(executionID, node, name, request.body ?? Buffer.alloc(0));
       log.info(
         { node, execution: executionID, path, bytes: request.body?.length ?? 0 },

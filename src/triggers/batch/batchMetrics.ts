@@ -20,7 +20,12 @@ class ExecutionGauge {
 
   constructor(registry: Registry, name: string, help: string, labelNames: string[]) {
     this.#labelNames = [...labelNames, 'node', 'executionID'];
-    this.gauge = new Gauge({ name, help, labelNames: this.#labelNames, registers: [registry] });
+    this.gauge = new Gauge({
+      name,
+      help,
+      labelNames: this.#labelNames,
+      registers: [replacing(registry, name)],
+    });
   }
 
   set(executionId: string, labels: Record<string, string>, value: number): void {
@@ -49,10 +54,24 @@ export class BatchMetrics {
   readonly #pods: Gauge;
   readonly #currentExecution: Gauge;
   readonly #latest: boolean;
+  /** Executions with series here; at most `#keep`, the newest by id. */
+  readonly #executions = new Set<string>();
+  readonly #keep: number;
+  /** node → the newest execution whose values its `latest` series show. */
+  readonly #newestByNode = new Map<string, string>();
 
-  constructor(registry: Registry, config: Pick<BatchConfig, 'metrics' | 'latestMetricsLabel'>) {
+  /**
+   * `reportHistory` bounds the executions whose series are kept: every replica records the
+   * callbacks and pods it serves, but only the leader prunes with the reports, so without a bound a
+   * follower's scrape would grow with every execution.
+   */
+  constructor(
+    registry: Registry,
+    config: Pick<BatchConfig, 'metrics' | 'latestMetricsLabel'> & { reportHistory?: number },
+  ) {
     const { prefix, gauges } = config.metrics;
     this.#latest = config.latestMetricsLabel;
+    this.#keep = config.reportHistory ?? Number.POSITIVE_INFINITY;
     for (const [suffix, gauge] of Object.entries(gauges)) {
       this.#results.set(
         suffix,
@@ -74,12 +93,12 @@ export class BatchMetrics {
     this.#pods = new Gauge({
       name: `${prefix}_pods`,
       help: 'the number of pods started for the last execution',
-      registers: [registry],
+      registers: [replacing(registry, `${prefix}_pods`)],
     });
     this.#currentExecution = new Gauge({
       name: `${prefix}_current_execution_id`,
       help: 'The current execution ID',
-      registers: [registry],
+      registers: [replacing(registry, `${prefix}_current_execution_id`)],
     });
   }
 
@@ -94,29 +113,65 @@ export class BatchMetrics {
   }
 
   resultsReceived(executionId: string, node: string, results: BatchResults): void {
+    const latest = this.#latest && this.#isNewestFor(node, executionId);
     for (const [suffix, list] of Object.entries(results)) {
       const gauge = this.#results.get(suffix);
       if (gauge === undefined) continue; // validated before; a config change since is not a crash
       for (const result of list) {
         const labels = { ...result.labels, node };
         gauge.set(executionId, labels, result.value);
-        if (this.#latest) gauge.set(LATEST, labels, result.value);
+        if (latest) gauge.set(LATEST, labels, result.value);
       }
     }
+    this.#track(executionId);
   }
 
   podFinished(executionId: string, node: string, failed: boolean, durationMs: number): void {
     this.#processing.set(executionId, { node }, failed ? 1 : 0);
     this.#duration.set(executionId, { node }, durationMs);
-    if (this.#latest) {
+    if (this.#latest && this.#isNewestFor(node, executionId)) {
       this.#processing.set(LATEST, { node }, failed ? 1 : 0);
       this.#duration.set(LATEST, { node }, durationMs);
     }
+    this.#track(executionId);
   }
 
   prune(executionId: string): void {
     for (const gauge of this.#results.values()) gauge.prune(executionId);
     this.#processing.prune(executionId);
     this.#duration.prune(executionId);
+    this.#executions.delete(executionId);
   }
+
+  /**
+   * Whether `executionId` is the newest execution heard of for `node`: a late callback of an older
+   * execution must not overwrite the node's `latest` series with stale values.
+   */
+  #isNewestFor(node: string, executionId: string): boolean {
+    const newest = this.#newestByNode.get(node);
+    if (newest !== undefined && executionId < newest) return false;
+    this.#newestByNode.set(node, executionId);
+    return true;
+  }
+
+  /** Series were set for `executionId`: beyond the bound, the oldest execution's series go. */
+  #track(executionId: string): void {
+    if (this.#executions.has(executionId)) return;
+    this.#executions.add(executionId);
+    while (this.#executions.size > this.#keep) {
+      const oldest = [...this.#executions].sort()[0];
+      if (oldest === undefined) break;
+      this.prune(oldest);
+    }
+  }
+}
+
+/**
+ * The registry, with any metric of this name removed: a batch service started again in the same
+ * process (a restart of the service, a test) registers its gauges anew, possibly with other labels,
+ * and refills them from the report directory, instead of prom-client refusing a second registration.
+ */
+function replacing(registry: Registry, name: string): Registry {
+  registry.removeSingleMetric(name);
+  return registry;
 }

@@ -46,7 +46,7 @@ export interface BatchServiceOptions {
   registry: Registry;
   log: Logger;
   kube?: KubeClientOptions | KubeClients;
-  /** Who fires ticks; default per `settings.leaderElection`: a Lease `<name>-leader`, or always this process. */
+  /** Who fires ticks; default per `settings.leaderElection`: a Lease `<name>-leader-election`, or always this process. */
   leadership?: Leadership;
   /** Lease timings (tests shorten them). */
   leaderElection?: { leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
@@ -127,7 +127,7 @@ export async function createBatchService(options: BatchServiceOptions): Promise<
         elector = startLeaderElection({
           api: kube.coordination,
           namespace: config.namespace,
-          name: `${config.name}-leader`,
+          name: `${config.name}-leader-election`,
           log,
           registry: options.registry,
           ...options.leaderElection,

@@ -60,7 +60,7 @@ export async function startBatchTrigger(options: BatchTriggerOptions): Promise<B
   const log = options.log.child({ component: 'batch', controller: config.name });
   const now = options.now ?? Date.now;
 
-  await restoreMetrics(reports, metrics, config, log);
+  await restoreMetrics(reports, executions, metrics, config, log);
 
   const machine = batchRunMachine.provide({
     actors: {
@@ -122,8 +122,8 @@ export async function startBatchTrigger(options: BatchTriggerOptions): Promise<B
         );
         return executionId;
       }),
-      advanceExecution: fromPromise<AdvanceOutput, { executionId: string }>(async ({ input }) =>
-        advance(input.executionId),
+      advanceExecution: fromPromise<AdvanceOutput, { executionId: string }>(async ({ input, signal }) =>
+        advance(input.executionId, signal),
       ),
       finishExecution: fromPromise<void, { executionId: string }>(async ({ input }) => {
         const execution = await executions.get(config.name, input.executionId);
@@ -145,21 +145,35 @@ export async function startBatchTrigger(options: BatchTriggerOptions): Promise<B
   });
 
   /** Reaps ended node jobs and tops the execution up to the pool size. */
-  async function advance(executionId: string): Promise<AdvanceOutput> {
+  async function advance(executionId: string, signal: AbortSignal): Promise<AdvanceOutput> {
     const execution = await executions.get(config.name, executionId);
     if (execution === null) return { finished: true }; // pruned meanwhile
     let active = 0;
     for (const node of execution.nodes) {
+      // Stopped (leadership lost): a demoted leader changes nothing more; the new one takes over.
+      if (signal.aborted) return { finished: false };
       if (node.state !== 'enqueued') continue;
       const job = node.jobName === null ? null : await store.getByName(config.namespace, node.jobName);
       if (job !== null) {
         active++;
         continue;
       }
-      // The job left the queue without its handler recording an outcome: attempts exhausted
-      // (crashes), or cancelled. Re-read first: the handler may have recorded it just now.
+      // No job in the queue and no outcome recorded. Re-read first: the handler may have recorded it
+      // just now.
       const fresh = (await executions.get(config.name, executionId))?.nodes.find((n) => n.node === node.node);
-      if (fresh?.state === 'enqueued') {
+      if (fresh?.state !== 'enqueued') continue;
+      const ran =
+        node.jobName !== null &&
+        (await store.listHistory({ namespace: config.namespace, name: node.jobName, limit: 1 })).items
+          .length > 0;
+      if (!ran) {
+        // Never enqueued: a leader died between marking the node and enqueueing its job. Waiting
+        // again, so it is enqueued below (at least once; its pod's fixed name makes a second run adopt
+        // the pod of a first one, should there have been one).
+        await executions.markNode(config.name, executionId, node.node, { state: 'waiting' });
+        node.state = 'waiting';
+      } else {
+        // The job ended without its handler recording an outcome: attempts exhausted, or cancelled.
         await executions.markNode(config.name, executionId, node.node, {
           state: 'failed',
           message: 'the node job ended without an outcome (cancelled, or its attempts ran out)',
@@ -168,11 +182,12 @@ export async function startBatchTrigger(options: BatchTriggerOptions): Promise<B
       }
     }
     for (const node of execution.nodes) {
+      if (signal.aborted) return { finished: false };
       if (active >= config.podPoolSize) break;
       if (node.state !== 'waiting') continue;
       const jobName = batchJobName(config.name, executionId, node.node);
-      // Marked before it is enqueued: a leader that dies in between leaves a node that is reaped as
-      // failed, never one that runs twice.
+      // Marked before it is enqueued: a leader that dies in between leaves an `enqueued` node with
+      // no job and no history, which the next advance sets waiting again (see above).
       await executions.markNode(config.name, executionId, node.node, { state: 'enqueued', jobName });
       const spec: BatchPodSpec = { controller: config.name, executionId, node: node.node };
       try {
@@ -253,20 +268,41 @@ async function deleteFinishedPods(
   }
 }
 
-/** Gauges of the kept reports, so results survive a restart of the daemon. */
+/**
+ * Gauges of the kept reports, so results survive a restart of the daemon: the results on disk, and
+ * each ended node's processing and duration from the executions table. A `.json` on disk counts as a
+ * node's results only when the table knows that node in that execution: an upload `<node>-x.json`
+ * is not the results of a node `<node>-x`.
+ */
 async function restoreMetrics(
   reports: ReportDirectory,
+  executions: BatchExecutionStore,
   metrics: BatchMetrics,
   config: BatchConfig,
   log: Logger,
 ) {
   let restored = 0;
-  let newest: string | undefined;
+  let newest: { id: string; nodes: number } | undefined;
+  const known = new Map<string, Awaited<ReturnType<BatchExecutionStore['get']>>>();
+  for (const executionId of await reports.executions()) {
+    const execution = await executions.get(config.name, executionId);
+    known.set(executionId, execution);
+    if (execution === null) continue;
+    newest = { id: executionId, nodes: execution.nodes.length };
+    for (const node of execution.nodes) {
+      if (node.state === 'succeeded' || node.state === 'failed') {
+        metrics.podFinished(executionId, node.node, node.state === 'failed', node.durationMs ?? 0);
+      }
+    }
+  }
   for (const stored of await reports.results()) {
+    const execution = known.get(stored.executionId);
+    if (execution && !execution.nodes.some((n) => n.node === stored.node)) continue;
     try {
       metrics.resultsReceived(stored.executionId, stored.node, parseBatchResults(stored.body, config));
       restored++;
-      newest = stored.executionId;
+      if (newest === undefined || stored.executionId > newest.id)
+        newest = { id: stored.executionId, nodes: 0 };
     } catch (err) {
       log.warn(
         { err, execution: stored.executionId, node: stored.node },
@@ -274,6 +310,9 @@ async function restoreMetrics(
       );
     }
   }
-  if (newest !== undefined) metrics.restoreCurrentExecution(newest);
+  if (newest !== undefined) {
+    if (newest.nodes > 0) metrics.executionStarted(newest.id, newest.nodes);
+    else metrics.restoreCurrentExecution(newest.id);
+  }
   if (restored > 0) log.info({ results: restored }, 'batch results restored from the report directory');
 }

@@ -8,10 +8,11 @@ import { BatchMetrics } from '../../../src/triggers/batch/batchMetrics.ts';
 const E1 = '20261129150000';
 const E2 = '20261129150100';
 
-function setUp(latestMetricsLabel: boolean) {
+function setUp(latestMetricsLabel: boolean, reportHistory?: number) {
   const registry = new Registry();
   const metrics = new BatchMetrics(registry, {
     latestMetricsLabel,
+    ...(reportHistory === undefined ? {} : { reportHistory }),
     metrics: {
       prefix: 'foo',
       gauges: { test: { help: 'help ...', labels: ['label_a', 'label_b'] }, up: { help: 'up?', labels: [] } },
@@ -111,5 +112,57 @@ describe('batch metrics', () => {
       ).toBe(true);
     }
     metrics.prune(E1); // twice is harmless
+  });
+
+  it('keeps the series of at most reportHistory executions on its own (a follower never prunes with reports)', async () => {
+    const { metrics, series } = setUp(true, 2);
+    const E3 = '20261129150200';
+    for (const id of [E1, E2, E3]) {
+      metrics.resultsReceived(id, 'node-1', { up: [{ value: 1, labels: {} }] });
+      metrics.podFinished(id, 'node-1', false, 5);
+    }
+    for (const name of ['foo_up', 'foo_processing', 'foo_duration']) {
+      const lines = await series(name);
+      expect(
+        lines.some((l) => l.includes(E1)),
+        name,
+      ).toBe(false);
+      expect(
+        lines.filter((l) => l.includes(E2) || l.includes(E3)),
+        name,
+      ).toHaveLength(2);
+      expect(
+        lines.some((l) => l.includes('"latest"')),
+        name,
+      ).toBe(true);
+    }
+    // A late callback of an execution older than the kept ones leaves nothing behind.
+    metrics.resultsReceived(E1, 'node-2', { up: [{ value: 3, labels: {} }] });
+    expect((await series('foo_up')).some((l) => l.includes(E1))).toBe(false);
+    expect((await series('foo_up')).some((l) => l.includes(E2))).toBe(true);
+  });
+
+  it('replaces its gauges when created again on the same registry (a service restarted in-process)', async () => {
+    const { registry, metrics } = setUp(false);
+    metrics.resultsReceived(E1, 'node-1', { up: [{ value: 1, labels: {} }] });
+    const again = new BatchMetrics(registry, {
+      latestMetricsLabel: false,
+      metrics: { prefix: 'foo', gauges: { up: { help: 'up?', labels: ['zone'] } } },
+    });
+    expect(await registry.metrics()).not.toContain(`executionID="${E1}"`);
+    again.resultsReceived(E2, 'node-1', { up: [{ value: 2, labels: { zone: 'a' } }] });
+    expect(await registry.metrics()).toContain(`foo_up{zone="a",node="node-1",executionID="${E2}"} 2`);
+  });
+
+  it('does not let a late callback of an older execution overwrite a node’s latest series', async () => {
+    const { metrics, series } = setUp(true);
+    metrics.resultsReceived(E2, 'node-1', { up: [{ value: 2, labels: {} }] });
+    metrics.podFinished(E2, 'node-1', false, 20);
+    metrics.resultsReceived(E1, 'node-1', { up: [{ value: 1, labels: {} }] });
+    metrics.podFinished(E1, 'node-1', true, 10);
+    expect(await series('foo_up')).toContain('foo_up{node="node-1",executionID="latest"} 2');
+    expect(await series('foo_up')).toContain(`foo_up{node="node-1",executionID="${E1}"} 1`);
+    expect(await series('foo_processing')).toContain('foo_processing{node="node-1",executionID="latest"} 0');
+    expect(await series('foo_duration')).toContain('foo_duration{node="node-1",executionID="latest"} 20');
   });
 });

@@ -124,7 +124,7 @@ describe('batch-pod handler', () => {
     await expect(t.run('node-1')).resolves.toEqual({ message: `pod ${t.podName('node-1')} succeeded` });
     const pod = kube.get('pods', NS, t.podName('node-1'));
     expect(phase(pod)).toBe('Succeeded');
-    expect((pod?.spec as { nodeName?: string }).nodeName).toBe('node-1');
+    expect((pod?.spec as { nodeName?: string } | undefined)?.nodeName).toBe('node-1');
     const state = await t.nodeState('node-1');
     expect(state).toMatchObject({ state: 'succeeded', message: `pod ${t.podName('node-1')} succeeded` });
     expect(state?.durationMs).toBeGreaterThan(0);

@@ -60,7 +60,7 @@ describe('batch callback routes', () => {
     });
     const executions = new BatchExecutionStore({ pool: harness.pool, schema: harness.schema });
     await executions.create('nightly', EXEC, ['node-1', 'node-2']);
-    await executions.create('nightly', OTHER_EXEC, ['node-3']);
+    await executions.create('nightly', OTHER_EXEC, ['node-3', 'node-3-x']);
     tokens = new CallbackTokens(await executions.callbackKey('nightly'));
     registry = new Registry();
     // As batchService builds its listener: the body limit is the file limit.
@@ -212,6 +212,34 @@ describe('batch callback routes', () => {
       ).toBe(400);
       expect(await registry.metrics()).toBe(before);
       expect(await readdir(reportDir())).not.toContain(OTHER_EXEC);
+    });
+
+    it('refuses an upload that would replace another node’s results (<node>-<name> = <other>.json)', async () => {
+      const results = '{"test":[{"value":7}]}';
+      const own = await post(
+        `/report/node-3-x/${OTHER_EXEC}/result`,
+        results,
+        {},
+        as('node-3-x', OTHER_EXEC),
+      );
+      expect(own.status).toBe(200);
+      const res = await post(
+        `/report/node-3/${OTHER_EXEC}/file?name=x.json`,
+        '{"test":[]}',
+        {},
+        as('node-3', OTHER_EXEC),
+      );
+      expect(res.status).toBe(400);
+      expect(await res.text()).toMatch(/where node node-3-x keeps its results/);
+      expect(await readFile(join(reportDir(), OTHER_EXEC, 'node-3-x.json'), 'utf8')).toBe(results);
+      // Other JSON uploads are fine.
+      const fine = await post(
+        `/report/node-3/${OTHER_EXEC}/file?name=y.json`,
+        '{}',
+        {},
+        as('node-3', OTHER_EXEC),
+      );
+      expect(fine.status).toBe(200);
     });
 
     it('answers 413 to an upload over maxFileSize and stores nothing', async () => {
