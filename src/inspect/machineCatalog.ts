@@ -2,6 +2,7 @@
 // definitions: placeholder actors and default guards, which is what a diagram should show.
 
 import type { AnyStateMachine } from 'xstate';
+import { batchRunMachine } from '../../machines/batchRun.machine.ts';
 import { driverMachine } from '../../machines/driver.machine.ts';
 import { jobMachine } from '../../machines/job.machine.ts';
 import { leaderMachine } from '../../machines/leader.machine.ts';
@@ -12,6 +13,7 @@ export const machineCatalog: Readonly<Record<string, AnyStateMachine>> = Object.
   driver: driverMachine,
   queueTrigger: queueTriggerMachine,
   leader: leaderMachine,
+  batchRun: batchRunMachine,
 });
 
 export function machineNames(): string[] {
