@@ -187,7 +187,7 @@ Examples:
       )
       .option(
         '--queue-job-retention <duration>',
-        'delete a queue’s finished Jobs this long after they ended (env LEASEHOLD_QUEUE_JOB_RETENTION; default 24h)',
+        'delete a queue’s finished Jobs this long after they ended (env LEASEHOLD_QUEUE_JOB_RETENTION; default job-chief’s kubernetes.jobMaxAgeForDeletion, else 24h)',
       )
       .option(
         '--kubeconfig <file>',

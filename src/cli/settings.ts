@@ -11,7 +11,6 @@ import { defaultDataDir } from '../db/openDatabase.ts';
 import { ValidationError } from '../errors.ts';
 import type { BatchSettings } from '../triggers/batch/batchService.ts';
 import {
-  DEFAULT_FINISHED_JOB_RETENTION_MS,
   loadQueueTriggerSettings,
   type QueueTriggerSettings,
 } from '../triggers/queue/queueTriggerSettings.ts';
@@ -421,18 +420,27 @@ function queueTriggerSettings(layers: Layers): QueueTriggerSettings | undefined 
   const jobs = file(layers.pick('queueJobs', '--queue-jobs', 'LEASEHOLD_QUEUE_JOBS'));
   const serviceConfig = file(layers.pick('queueConfig', '--queue-config', 'LEASEHOLD_QUEUE_CONFIG'));
   const instance = layers.pick('queueInstance', '--queue-instance', 'LEASEHOLD_QUEUE_INSTANCE');
+  // Unset: job-chief's kubernetes.jobMaxAgeForDeletion, else 24h (queueTriggerSettings.ts).
+  const retention = layers.pick(
+    'queueJobRetention',
+    '--queue-job-retention',
+    'LEASEHOLD_QUEUE_JOB_RETENTION',
+  );
   return loadQueueTriggerSettings({
     ...(jobs ? { jobs } : {}),
     ...(serviceConfig ? { serviceConfig } : {}),
     ...(instance ? { instanceUid: { value: instance.value, label: instance.origin.label } } : {}),
-    finishedJobRetentionMs: layers.duration(
-      'queueJobRetention',
-      '--queue-job-retention',
-      'LEASEHOLD_QUEUE_JOB_RETENTION',
-      DEFAULT_FINISHED_JOB_RETENTION_MS,
-      // Compared with Jobs' ages, never waited on by one timer.
-      MAX_HISTORY_EXPIRATION_MS,
-    ),
+    ...(retention
+      ? {
+          // Compared with Jobs' ages, never waited on by one timer.
+          finishedJobRetentionMs: parseDuration(
+            retention.value,
+            retention.origin,
+            undefined,
+            MAX_HISTORY_EXPIRATION_MS,
+          ),
+        }
+      : {}),
   });
 }
 

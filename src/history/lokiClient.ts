@@ -52,11 +52,14 @@ export class LokiClient {
 
   /** Throws HistorySinkError (with `status` when Loki answered) unless Loki accepted the push. */
   async push(streams: readonly LokiStream[]): Promise<void> {
-    await this.#request('loki/api/v1/push', {
+    const response = await this.#request('loki/api/v1/push', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ streams }),
     });
+    // Loki answers 204, but a proxy in front may send a body: an unread one keeps the connection
+    // out of fetch's pool until garbage collection.
+    await response.body?.cancel();
   }
 
   /** The streams of a log query (`resultType: streams`). */

@@ -21,12 +21,13 @@ import { type JobAction, jobNameFor, jobSpecSchema, validateJobSpec } from './jo
 import type { JobWatchHub } from './jobWatch.ts';
 import { parseLabelSelector } from './labelSelector.ts';
 import { failure, notFound, type Status, statusSchema } from './status.ts';
+import { watchParameter, watchRefused } from './watchRefused.ts';
 import { streamWatch } from './watchStream.ts';
 
 /** What the API needs to know of repositories (they arrive with the repositories issue). */
 export interface RepositoryLookup {
   /** null when there is no such repository. */
-  get(namespace: string, name: string): Promise<{ healthy: boolean } | null>;
+  get(namespace: string, name: string): Promise<{ healthy: boolean; message?: string[] } | null>;
 }
 
 export interface JobsRoutesOptions {
@@ -61,6 +62,12 @@ const listQuery = {
   },
 } as const;
 
+/** The query of a list that cannot be watched: `watch=true` is refused with 405, not ignored. */
+const unwatchableListQuery = {
+  type: 'object',
+  properties: { ...listQuery.properties, ...watchParameter },
+} as const;
+
 export const watchQuery = {
   type: 'object',
   properties: {
@@ -85,6 +92,10 @@ export interface ListQuery {
   labelSelector?: string;
   limit?: number;
   continue?: string;
+}
+
+interface UnwatchableListQuery extends ListQuery {
+  watch?: boolean;
 }
 
 export interface WatchQuery extends ListQuery {
@@ -208,7 +219,7 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, opt
             failure(
               409,
               'Conflict',
-              `repository "${repository}" is not healthy; fix it before queueing jobs`,
+              `repository "${repository}" is not healthy${repo.message?.length ? ` (${repo.message.join('; ')})` : ''}; fix it before queueing jobs`,
               {
                 name: repository,
                 group: 'provisioning.grafana.app',
@@ -227,7 +238,7 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, opt
     },
   );
 
-  app.get<{ Params: { namespace: string; repository: string }; Querystring: ListQuery }>(
+  app.get<{ Params: { namespace: string; repository: string }; Querystring: UnwatchableListQuery }>(
     '/namespaces/:namespace/repositories/:repository/jobs',
     {
       schema: {
@@ -240,12 +251,21 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, opt
           required: ['namespace', 'repository'],
           properties: { namespace: anyName, repository: anyName },
         },
-        querystring: listQuery,
-        response: { 200: jobListSchema, ...errors },
+        querystring: unwatchableListQuery,
+        response: { 200: jobListSchema, ...errors, 405: statusSchema },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const { namespace, repository } = request.params;
+      if (request.query.watch) {
+        return sendStatus(
+          reply,
+          watchRefused(
+            'jobs',
+            `the jobs of a repository cannot be watched; watch /namespaces/${namespace}/jobs?watch=true&labelSelector=${REPOSITORY_LABEL}=${repository}`,
+          ),
+        );
+      }
       const labels = parseLabelSelector(request.query.labelSelector);
       const cursor = decodeRepositoryCursor(request.query.continue);
       const filter = { namespace, repository, ...(labels ? { labels } : {}) };
@@ -408,7 +428,7 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, opt
     },
   );
 
-  app.get<{ Params: { namespace: string }; Querystring: ListQuery }>(
+  app.get<{ Params: { namespace: string }; Querystring: UnwatchableListQuery }>(
     '/namespaces/:namespace/historicjobs',
     {
       schema: {
@@ -416,12 +436,21 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, opt
         summary: 'finished jobs, newest first',
         tags: ['historicjobs'],
         params: { type: 'object', required: ['namespace'], properties: { namespace: anyName } },
-        querystring: listQuery,
-        response: { 200: jobListSchema, ...errors },
+        querystring: unwatchableListQuery,
+        response: { 200: jobListSchema, ...errors, 405: statusSchema },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const { namespace } = request.params;
+      if (request.query.watch) {
+        return sendStatus(
+          reply,
+          watchRefused(
+            'historicjobs',
+            `historicjobs cannot be watched; watch /namespaces/${namespace}/jobs?watch=true: its DELETED event carries each job's final state`,
+          ),
+        );
+      }
       const labels = parseLabelSelector(request.query.labelSelector);
       const page = await history.list({
         namespace,

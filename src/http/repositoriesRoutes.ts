@@ -22,6 +22,7 @@ import {
   schemaErrorCause,
   statusSchema,
 } from './status.ts';
+import { watchParameter, watchRefused } from './watchRefused.ts';
 
 /** Who hears that a repository was created or its spec replaced (the controller checks it at once). */
 export type RepositoryChanged = (namespace: string, name: string) => void;
@@ -40,6 +41,7 @@ const listQuery = {
   properties: {
     limit: { type: 'integer', minimum: 1, description: 'page size (default 100, at most 1000)' },
     continue: { type: 'string', maxLength: 4096, description: 'metadata.continue of the previous page' },
+    ...watchParameter,
   },
 } as const;
 const RESOURCE = 'repositories';
@@ -111,7 +113,10 @@ export const repositoriesRoutes: FastifyPluginAsync<RepositoriesRoutesOptions> =
     },
   );
 
-  app.get<{ Params: { namespace: string }; Querystring: { limit?: number; continue?: string } }>(
+  app.get<{
+    Params: { namespace: string };
+    Querystring: { limit?: number; continue?: string; watch?: boolean };
+  }>(
     '/namespaces/:namespace/repositories',
     {
       schema: {
@@ -120,10 +125,19 @@ export const repositoriesRoutes: FastifyPluginAsync<RepositoriesRoutesOptions> =
         tags: ['repositories'],
         params: { type: 'object', required: ['namespace'], properties: { namespace: anyName } },
         querystring: listQuery,
-        response: { 200: repositoryListSchema, ...errors },
+        response: { 200: repositoryListSchema, ...errors, 405: statusSchema },
       },
     },
     async (request, reply) => {
+      if (request.query.watch) {
+        return sendStatus(
+          reply,
+          watchRefused(
+            RESOURCE,
+            `repositories cannot be watched; list /namespaces/${request.params.namespace}/repositories again to see changes`,
+          ),
+        );
+      }
       try {
         const page = await repositories.list({
           namespace: request.params.namespace,

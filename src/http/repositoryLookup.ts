@@ -8,7 +8,10 @@ export function healthyRepositoryLookup(store: RepositoryStore): RepositoryLooku
   return {
     async get(namespace, name) {
       const repository = await store.get(namespace, name);
-      return repository ? { healthy: repository.status.health.healthy } : null;
+      if (!repository) return null;
+      // Why it is unhealthy ("not checked yet" right after create), so the 409 says what to wait for or fix.
+      const { healthy, message } = repository.status.health;
+      return { healthy, message };
     },
   };
 }

@@ -5,6 +5,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { BATCH_LABELS } from '../../src/kube/batchPodSpec.ts';
 import { createKubeClients, type KubeClients } from '../../src/kube/kubeClient.ts';
 import { CpuPool } from '../../src/runtime/cpuPool.ts';
@@ -26,8 +28,25 @@ import { CallbackTokens } from '../../src/triggers/batch/callbackToken.ts';
 import type { ReplicaOptions } from '../support/batchReplica.ts';
 import { type FakeKube, type KubeObject, startFakeKube } from '../support/fakeKube/fakeKube.ts';
 import { createTestPostgresStore, type PostgresHarness } from '../support/postgres.ts';
+import { allows, type PolicyRule, permissionOf } from '../support/rbacRequests.ts';
 
 const reporter = fileURLToPath(new URL('../support/batchReporter.ts', import.meta.url));
+
+/**
+ * The permissions the requests in `kube`'s log needed, each checked against deploy/role.yaml and
+ * deploy/clusterrole-nodes.yaml: the manifests must let the cron fan-out do what it does here.
+ */
+function expectAllowedByDeploy(kube: FakeKube): Set<string> {
+  const rules = ['role.yaml', 'clusterrole-nodes.yaml'].flatMap((file) =>
+    parseAllDocuments(readFileSync(new URL(`../../deploy/${file}`, import.meta.url), 'utf8'))
+      .map((doc) => doc.toJS() as { kind: string; rules?: PolicyRule[] })
+      .filter((doc) => doc.kind === 'Role' || doc.kind === 'ClusterRole')
+      .flatMap((doc) => doc.rules ?? []),
+  );
+  const made = kube.requests.map(permissionOf).filter((p) => p !== undefined);
+  for (const permission of made) expect(allows(rules, permission), JSON.stringify(permission)).toBe(true);
+  return new Set(made.map((p) => `${p.group}/${p.resource}:${p.verb}`));
+}
 const log = pino({ level: 'silent' });
 const NS = 'default';
 const CONTROLLER = 'nightly';
@@ -412,6 +431,11 @@ describe('batch fan-out end to end', () => {
     expect(await c.registry.metrics()).toContain(
       `nightly_checks{check="late",node="node-1",executionID="${exec}"} 42`,
     );
+    // Every request was one deploy/ grants, and the pod, event and node grants are all used (the
+    // configmap and service reads are for a config and callback host this test gives directly).
+    expect(expectAllowedByDeploy(kube)).toEqual(
+      new Set(['/nodes:list', '/pods:list', '/pods:get', '/pods:create', '/pods:delete', '/events:create']),
+    );
   }, 40_000);
 
   it('two replica processes with leader election: only the leader fires; SIGKILL it and the other fires the next tick', async () => {
@@ -518,5 +542,19 @@ describe('batch fan-out end to end', () => {
       'the new leader’s execution to finish',
     );
     expect((await nodeRows(next as string)).map((n) => n.state)).toEqual(['succeeded']);
+    // The replica processes' requests, the election's included, are all ones deploy/ grants.
+    expect(expectAllowedByDeploy(kube as FakeKube)).toEqual(
+      new Set([
+        '/nodes:list',
+        '/pods:list',
+        '/pods:get',
+        '/pods:create',
+        '/pods:delete',
+        '/events:create',
+        'coordination.k8s.io/leases:get',
+        'coordination.k8s.io/leases:create',
+        'coordination.k8s.io/leases:update',
+      ]),
+    );
   }, 40_000);
 });

@@ -3,7 +3,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -190,5 +190,129 @@ describe('leasehold serve: the HTTP API walk-through', () => {
     const [code] = await once(child, 'exit');
     expect(code).toBe(2);
     expect(stderr).toContain('--listen (flag): "localhost" must be host:port');
+  });
+});
+
+describe("leasehold serve: the seed's pull walk-through, pruned by --history-expiration", () => {
+  let h: PostgresHarness;
+  let daemon: ChildProcess;
+  let output = '';
+  let dir: string;
+
+  afterAll(async () => {
+    if (daemon && daemon.exitCode === null) {
+      daemon.kill('SIGTERM');
+      await once(daemon, 'exit');
+    }
+    await h?.dispose();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('mints a * token, pulls a local repository to success, finds it in historicjobs, then sees it pruned', async () => {
+    h = await createTestPostgresStore();
+    dir = await mkdtemp(join(tmpdir(), 'leasehold-e2e-pull-'));
+    await mkdir(join(dir, 'repo', 'team'), { recursive: true });
+    await writeFile(
+      join(dir, 'repo', 'cpu.json'),
+      JSON.stringify({
+        apiVersion: 'dashboard.grafana.app/v1',
+        kind: 'Dashboard',
+        metadata: { name: 'cpu' },
+      }),
+    );
+    await writeFile(
+      join(dir, 'repo', 'team', 'memory.yaml'),
+      'apiVersion: dashboard.grafana.app/v1\nkind: Dashboard\nmetadata:\n  name: memory\n',
+    );
+    // 4 s of history: the pruner then runs every 2 s (half the expiration, at least 1 s).
+    const expirationMs = 4_000;
+    daemon = spawn(
+      process.execPath,
+      [
+        'bin/leasehold.js',
+        'serve',
+        '--database-url',
+        h.url,
+        '--schema',
+        h.schema,
+        '--listen',
+        '127.0.0.1:0',
+        '--data-dir',
+        join(dir, 'data'),
+        '--admin-token',
+        ADMIN_TOKEN,
+        '--history-expiration',
+        '4s',
+      ],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    daemon.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    daemon.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    await until(
+      () => {
+        if (daemon.exitCode !== null) throw new Error(`serve exited:\n${output}`);
+        return listeningUrl(output) !== undefined;
+      },
+      '"http API listening" in the log',
+      60_000,
+    );
+    const url = listeningUrl(output) as string;
+    // The seed's body: namespace "*".
+    const auth = { 'x-access-token': `Bearer ${await mintAccessToken(url, ADMIN_TOKEN, '*')}` };
+    const ns = `${url}${API}/namespaces/default`;
+
+    const repository = await call(`${ns}/repositories`, {
+      method: 'POST',
+      headers: auth,
+      body: {
+        metadata: { name: 'dashboards' },
+        spec: {
+          title: 'Dashboards',
+          type: 'local',
+          local: { path: join(dir, 'repo') },
+          sync: { enabled: false },
+        },
+      },
+    });
+    expect(repository.status, repository.text).toBe(201);
+    await until(
+      async () =>
+        (await call(`${ns}/repositories/dashboards`, { headers: auth })).body.status?.health?.healthy ===
+        true,
+      'repository dashboards healthy',
+      15_000,
+    );
+
+    const watch = await openWatch(`${ns}/jobs?watch=true`, auth);
+    const created = await call(`${ns}/repositories/dashboards/jobs`, {
+      method: 'POST',
+      headers: auth,
+      body: { action: 'pull', pull: { incremental: false } },
+    });
+    expect(created.status, created.text).toBe(202);
+    expect(created.body.metadata.name).toBe('dashboards-sync');
+    const uid = created.body.metadata.uid as string;
+    const mine = () => watch.events.filter((event) => event.object.metadata.uid === uid);
+    await until(() => mine().some((event) => event.type === 'DELETED'), 'the pull to finish', 30_000);
+    watch.abort();
+    const final = mine().at(-1)?.object.status;
+    expect(final).toMatchObject({
+      state: 'success',
+      summary: [{ kind: 'Dashboard', create: 2, update: 0, delete: 0, noop: 0, error: 0 }],
+    });
+
+    const historic = await call(`${ns}/historicjobs/${uid}`, { headers: auth });
+    expect(historic.status, historic.text).toBe(200);
+    expect(historic.body).toMatchObject({ kind: 'HistoricJob', status: { state: 'success' } });
+    const finished = historic.body.status.finished as number;
+
+    await until(
+      async () => (await call(`${ns}/historicjobs/${uid}`, { headers: auth })).status === 404,
+      'the pruner to remove the finished pull',
+      30_000,
+    );
+    // Not before its time: the row outlived the expiration.
+    expect(Date.now() - finished).toBeGreaterThanOrEqual(expirationMs);
+    expect(output).toContain('pruned job history');
   });
 });

@@ -134,6 +134,8 @@ describe('Loki sink: pushing', () => {
     expect((await h.store.getHistory(job.uid))?.status.state).toBe('success');
     await until(() => loki.entries.length === 1, 'the push after the failures');
     expect(loki.failPushes).toBe(0);
+    // Loki holds the entry as soon as it answered; the pusher marks the row pushed just after.
+    await until(async () => (await outbox.pending()) === 0, 'the row marked pushed');
     const metrics = await registry.metrics();
     expect(metrics).toContain('leasehold_history_loki_pushes_total{result="failed"} 3');
     expect(metrics).toContain('leasehold_history_loki_pushes_total{result="ok"} 1');

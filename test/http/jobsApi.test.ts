@@ -421,6 +421,26 @@ describe('jobs API without a driver (jobs stay queued)', () => {
       expect(missing.status).toBe(404);
       expect(missing.body.message).toBe('historicjobs.provisioning.grafana.app "never" not found');
     });
+
+    it('answers ?watch=true on historic and repository job lists with 405 naming watch, not with a list', async () => {
+      await finishJob(h.store, 'unwatched', 'once', 'r9');
+      for (const path of ['historicjobs', 'repositories/r9/jobs']) {
+        const refused = await call(`${base}/namespaces/unwatched/${path}?watch=true`);
+        expect(refused.status, path).toBe(405);
+        expect(refused.body).toMatchObject({
+          kind: 'Status',
+          reason: 'MethodNotAllowed',
+          details: { causes: [{ field: 'watch' }] },
+        });
+        expect(refused.body.details.kind).toBe(path === 'historicjobs' ? 'historicjobs' : 'jobs');
+        expect(refused.body.message).toContain(
+          'cannot be watched; watch /namespaces/unwatched/jobs?watch=true',
+        );
+        const listed = await call(`${base}/namespaces/unwatched/${path}?watch=false`);
+        expect(listed.status, path).toBe(200);
+        expect(listed.body.items).toHaveLength(1);
+      }
+    });
   });
 
   describe('DELETE …/jobs/{name}', () => {

@@ -241,6 +241,13 @@ describe('repositories API', () => {
     const bad = await call(`${ns}?continue=nonsense`);
     expect(bad.status).toBe(400);
     expect(bad.body.details).toMatchObject({ kind: 'repositories', causes: [{ field: 'continue' }] });
+    // No watch on repositories: a Kubernetes client asking for one gets 405, not a list it cannot read.
+    const watch = await call(`${ns}?watch=true`);
+    expect(watch.status).toBe(405);
+    expect(watch.body).toMatchObject({
+      reason: 'MethodNotAllowed',
+      details: { kind: 'repositories', causes: [{ field: 'watch' }] },
+    });
   });
 
   it('queues jobs only for repositories that exist (404) and are healthy (409)', async () => {
@@ -255,7 +262,18 @@ describe('repositories API', () => {
     await call(base(), { method: 'POST', body: localBody('sick') });
     const unhealthy = await call(`${base()}/sick/jobs`, { method: 'POST', body: pull });
     expect(unhealthy.status).toBe(409);
-    expect(unhealthy.body.message).toMatch(/not healthy/);
+    // Right after create it is unchecked, and the 409 says so rather than just "not healthy".
+    expect(unhealthy.body.message).toBe(
+      'repository "sick" is not healthy (not checked yet); fix it before queueing jobs',
+    );
+    await repositories.setHealth('default', 'sick', {
+      healthy: false,
+      checked: Date.now(),
+      message: ['ENOENT: no such file or directory'],
+    });
+    const broken = await call(`${base()}/sick/jobs`, { method: 'POST', body: pull });
+    expect(broken.status).toBe(409);
+    expect(broken.body.message).toContain('(ENOENT: no such file or directory)');
     expect((await h.store.list({ namespace: 'default' })).items).toEqual([]);
 
     await repositories.setHealth('default', 'sick', { healthy: true, checked: Date.now(), message: [] });

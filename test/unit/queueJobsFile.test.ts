@@ -102,6 +102,20 @@ describe('jobs.json', () => {
     });
   });
 
+  it('keeps literal database settings other than the password when injectPgConfig is off', () => {
+    const env = [
+      { name: 'PGHOST', value: 'reporting-db' },
+      { name: 'DB_NAME', value: 'reports' },
+    ];
+    const [job] = parseQueueJobs(
+      with_((j) => {
+        j.podConfig.env = env;
+      }),
+      'jobs.json',
+    );
+    expect(job?.podConfig.env).toEqual(env);
+  });
+
   it('reads an enabled liveness probe', () => {
     const [job] = parseQueueJobs(
       with_((j) => {
@@ -173,7 +187,15 @@ describe('jobs.json', () => {
       (j: Entry) => {
         j.podConfig.env = [{ name: 'DB_PASSWORD', value: 'hunter2' }];
       },
-      'jobs.json: [0] queue "avi": podConfig.env[0].name "DB_PASSWORD" is set by leasehold itself',
+      'jobs.json: [0] queue "avi": podConfig.env[0].name "DB_PASSWORD" would put a password in the Job spec as a literal',
+    ],
+    [
+      'an env entry for a setting injectPgConfig sets itself',
+      (j: Entry) => {
+        j.podConfig.injectPgConfig = true;
+        j.podConfig.env = [{ name: 'PGHOST', value: 'db' }];
+      },
+      'jobs.json: [0] queue "avi": podConfig.env[0].name "PGHOST" is set by leasehold itself',
     ],
     [
       'configmaps that are not strings',
@@ -257,7 +279,26 @@ describe("job-chief's service config", () => {
       },
       namespace: 'default',
       pullSecret: undefined,
+      finishedJobRetentionMs: undefined,
     });
+  });
+
+  it("reads job-chief's kubernetes.jobMaxAgeForDeletion as the finished Jobs' retention", () => {
+    const kubernetes = {
+      ...serviceConfig.kubernetes,
+      jobCleanupInterval: '15m',
+      jobMaxAgeForDeletion: '30m',
+    };
+    expect(
+      parseJobChiefServiceConfig({ ...serviceConfig, kubernetes }, 'config.json', '/').finishedJobRetentionMs,
+    ).toBe(1_800_000);
+    expect(() =>
+      parseJobChiefServiceConfig(
+        { kubernetes: { jobMaxAgeForDeletion: 'half an hour' } },
+        'config.json',
+        '/',
+      ),
+    ).toThrow('config.json: kubernetes.jobMaxAgeForDeletion');
   });
 
   it('refuses an instanceUid that cannot be a label value, naming the key', () => {
@@ -296,6 +337,23 @@ describe("job-chief's service config", () => {
         finishedJobRetentionMs: 60_000,
       });
       expect(settings?.jobs.map((j) => j.queueName)).toEqual(['avi']);
+    });
+
+    it('keeps finished Jobs for --queue-job-retention, else jobMaxAgeForDeletion, else 24h', () => {
+      writeFileSync(join(dir, 'jobs.json'), JSON.stringify([readmeJob]));
+      const withAge = {
+        ...serviceConfig,
+        kubernetes: { ...serviceConfig.kubernetes, jobMaxAgeForDeletion: '30m' },
+      };
+      writeFileSync(join(dir, 'aged.json'), JSON.stringify(withAge));
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(serviceConfig));
+      const aged = { path: join(dir, 'aged.json'), label: '--queue-config (flag)' };
+      const plain = { path: join(dir, 'config.json'), label: '--queue-config (flag)' };
+      const retention = (sources: Parameters<typeof loadQueueTriggerSettings>[0]) =>
+        loadQueueTriggerSettings(sources)?.finishedJobRetentionMs;
+      expect(retention({ serviceConfig: aged, finishedJobRetentionMs: 60_000 })).toBe(60_000);
+      expect(retention({ serviceConfig: aged })).toBe(1_800_000);
+      expect(retention({ serviceConfig: plain })).toBe(24 * 3_600_000);
     });
 
     it('names the flag and the file when the jobs file is missing or not JSON', () => {

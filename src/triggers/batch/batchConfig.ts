@@ -39,10 +39,14 @@ export interface BatchConfig {
   maxFileBytes: number;
   /** The pod template with `{{.Namespace}}`, `{{.ExecutionID}}`, `{{.NodeName}}` still in it. */
   podTemplate: string;
+  /** What was accepted but not honoured as written (unknown keys, a lock type without a Lease); logged at start. */
+  warnings: string[];
 }
 
 /** What bakito accepted; every lock type that involves a Lease is served by a coordination.k8s.io Lease. */
 const LEASE_LOCKS = new Set(['', 'leases', 'configmapsleases', 'endpointsleases']);
+/** bakito's lock types without a Lease (long deprecated in Kubernetes): a Lease is used instead, with a warning. */
+const LEGACY_LOCKS = new Set(['configmaps', 'endpoints']);
 const RESERVED_GAUGES = new Set(['pods', 'processing', 'duration', 'current_execution_id']);
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
@@ -102,8 +106,10 @@ export function parseBatchConfig(source: BatchConfigSource): BatchConfig {
   }
   if (!isRecord(raw))
     throw new ValidationError('batch', `${source.origin} config.yaml must be a mapping of keys`);
+  // bakito ignores keys it does not know (a newer version's, a typo); so does leasehold, aloud.
+  const warnings: string[] = [];
   for (const key of Object.keys(raw)) {
-    if (!KNOWN_KEYS.has(key)) fail(key, 'unknown key');
+    if (!KNOWN_KEYS.has(key)) warnings.push(`${where(key)}: unknown key, ignored`);
   }
 
   const str = (key: string, fallback?: string): string => {
@@ -149,7 +155,11 @@ export function parseBatchConfig(source: BatchConfigSource): BatchConfig {
   if (reportDirectory === '') fail('reportDirectory', 'is required');
 
   const lock = str('leaderElectionResourceLock', '');
-  if (!LEASE_LOCKS.has(lock)) {
+  if (LEGACY_LOCKS.has(lock)) {
+    warnings.push(
+      `${where('leaderElectionResourceLock')}: "${lock}" holds no Lease; leasehold elects its leader with a coordination.k8s.io Lease instead`,
+    );
+  } else if (!LEASE_LOCKS.has(lock)) {
     fail(
       'leaderElectionResourceLock',
       `"${lock}" is not supported: leasehold elects its leader with a coordination.k8s.io Lease; use "leases" (or leave it empty)`,
@@ -216,6 +226,7 @@ export function parseBatchConfig(source: BatchConfigSource): BatchConfig {
     podRunTimeoutMs: duration('podRunTimeout', 0),
     maxFileBytes: int('maxFileSize', 10 * 1024 * 1024, 1, 1024 * 1024 * 1024),
     podTemplate: source.podTemplate,
+    warnings,
   };
 }
 

@@ -17,6 +17,8 @@ class ExecutionGauge {
   readonly #labelNames: string[];
   /** executionID → (label set as JSON → label set). */
   readonly #byExecution = new Map<string, Map<string, Record<string, string>>>();
+  /** `latest` label set as JSON → the execution whose value it shows. */
+  readonly #latestFrom = new Map<string, { executionId: string; labels: Record<string, string> }>();
 
   constructor(registry: Registry, name: string, help: string, labelNames: string[]) {
     this.#labelNames = [...labelNames, 'node', 'executionID'];
@@ -29,9 +31,7 @@ class ExecutionGauge {
   }
 
   set(executionId: string, labels: Record<string, string>, value: number): void {
-    const full: Record<string, string> = {};
-    for (const name of this.#labelNames) full[name] = labels[name] ?? '';
-    full.executionID = executionId;
+    const full = this.#full(executionId, labels);
     this.gauge.set(full, value);
     let sets = this.#byExecution.get(executionId);
     if (sets === undefined) {
@@ -41,9 +41,32 @@ class ExecutionGauge {
     sets.set(JSON.stringify(full), full);
   }
 
+  /**
+   * The executionID="latest" series of `labels`, showing the value `executionId` reported. It goes
+   * when that execution is pruned (unless a newer execution has set it since): a node that left the
+   * cluster, or a label value no longer reported, leaves no `latest` series behind for ever.
+   */
+  setLatest(executionId: string, labels: Record<string, string>, value: number): void {
+    const full = this.#full(LATEST, labels);
+    this.gauge.set(full, value);
+    this.#latestFrom.set(JSON.stringify(full), { executionId, labels: full });
+  }
+
   prune(executionId: string): void {
     for (const labels of this.#byExecution.get(executionId)?.values() ?? []) this.gauge.remove(labels);
     this.#byExecution.delete(executionId);
+    for (const [key, latest] of this.#latestFrom) {
+      if (latest.executionId !== executionId) continue;
+      this.gauge.remove(latest.labels);
+      this.#latestFrom.delete(key);
+    }
+  }
+
+  #full(executionId: string, labels: Record<string, string>): Record<string, string> {
+    const full: Record<string, string> = {};
+    for (const name of this.#labelNames) full[name] = labels[name] ?? '';
+    full.executionID = executionId;
+    return full;
   }
 }
 
@@ -120,7 +143,7 @@ export class BatchMetrics {
       for (const result of list) {
         const labels = { ...result.labels, node };
         gauge.set(executionId, labels, result.value);
-        if (latest) gauge.set(LATEST, labels, result.value);
+        if (latest) gauge.setLatest(executionId, labels, result.value);
       }
     }
     this.#track(executionId);
@@ -130,8 +153,8 @@ export class BatchMetrics {
     this.#processing.set(executionId, { node }, failed ? 1 : 0);
     this.#duration.set(executionId, { node }, durationMs);
     if (this.#latest && this.#isNewestFor(node, executionId)) {
-      this.#processing.set(LATEST, { node }, failed ? 1 : 0);
-      this.#duration.set(LATEST, { node }, durationMs);
+      this.#processing.setLatest(executionId, { node }, failed ? 1 : 0);
+      this.#duration.setLatest(executionId, { node }, durationMs);
     }
     this.#track(executionId);
   }

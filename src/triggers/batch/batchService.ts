@@ -76,6 +76,7 @@ export async function createBatchService(options: BatchServiceOptions): Promise<
       ? { kind: 'directory', path: settings.source.path, namespace }
       : { kind: 'configmap', name: settings.source.name, namespace };
   const config = await loadBatchConfig(location, kube.core);
+  for (const warning of config.warnings) log.warn(warning);
   const executions = new BatchExecutionStore(options.database);
   const tokens = new CallbackTokens(await executions.callbackKey(config.name));
   const reports = new ReportDirectory(config.reportDirectory);

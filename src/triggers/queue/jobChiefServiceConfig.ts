@@ -19,6 +19,8 @@ export interface JobChiefServiceConfig {
   namespace: string | undefined;
   /** Image pull secret for the Jobs' pods; empty means none. */
   pullSecret: string | undefined;
+  /** `kubernetes.jobMaxAgeForDeletion`: finished Jobs are deleted this long after they ended. */
+  finishedJobRetentionMs: number | undefined;
 }
 
 export function loadJobChiefServiceConfig(file: string, label = file): JobChiefServiceConfig {
@@ -61,12 +63,18 @@ export function parseJobChiefServiceConfig(
   ]);
   const namespace = kubernetes?.optionalString('namespace');
   const pullSecret = kubernetes?.optionalString('pullSecret');
+  // job-chief deleted finished Jobs older than this; leasehold keeps the same age (its
+  // `jobCleanupInterval` has no counterpart: every run and Kubernetes' TTL controller clean up).
+  const finishedJobRetentionMs = kubernetes?.has('jobMaxAgeForDeletion')
+    ? kubernetes.optionalDuration('jobMaxAgeForDeletion', 0, 1_000)
+    : undefined;
   return {
     instanceUid: instanceUid || undefined,
     jobsConfigPath: jobsConfigPath ? resolve(dir, jobsConfigPath) : undefined,
     db: parseDb(root.optionalObject('db')),
     namespace: namespace || undefined,
     pullSecret: pullSecret || undefined,
+    finishedJobRetentionMs,
   };
 }
 

@@ -191,7 +191,7 @@ function parsePodConfig(pod: JsonFields): PodConfig {
     command: pod.has('command') ? pod.optionalStrings('command') : undefined,
     args: pod.has('args') ? pod.optionalStrings('args') : undefined,
     injectPgConfig: pod.optionalBoolean('injectPgConfig', false),
-    env: parseEnv(pod),
+    env: parseEnv(pod, pod.optionalBoolean('injectPgConfig', false)),
     configmaps: pod.optionalStrings('configmaps'),
     secrets: pod.optionalStrings('secrets'),
     resources: parseResources(pod),
@@ -200,14 +200,15 @@ function parsePodConfig(pod: JsonFields): PodConfig {
   };
 }
 
+/** The database settings injectPgConfig sets from the connection Secret. */
+const INJECTED_ENV = /^(PG(HOST|PORT|DATABASE|USER|PASSWORD)|DB_(HOST|PORT|USERNAME|PASSWORD|NAME|SCHEMA))$/;
 /**
- * Names the trigger sets itself. Refused even without injectPgConfig: a literal DB_PASSWORD in
- * jobs.json would be a literal password in the Job; such settings belong in `secrets`.
+ * Refused in any case: a literal password in jobs.json would be a literal password in the Job
+ * spec, readable by whoever may read Jobs; it belongs in `secrets`.
  */
-export const RESERVED_ENV =
-  /^(QUEUE_NAME|PG(HOST|PORT|DATABASE|USER|PASSWORD)|DB_(HOST|PORT|USERNAME|PASSWORD|NAME|SCHEMA))$/;
+const PASSWORD_ENV = /^(PGPASSWORD|DB_PASSWORD)$/;
 
-function parseEnv(pod: JsonFields): EnvVar[] {
+function parseEnv(pod: JsonFields, injectPgConfig: boolean): EnvVar[] {
   if (!pod.has('env')) return [];
   const value = pod.value.env;
   if (!Array.isArray(value)) throw pod.error('env', 'must be an array of { "name": …, "value": … }');
@@ -219,10 +220,16 @@ function parseEnv(pod: JsonFields): EnvVar[] {
     if (!/^[-._a-zA-Z][-._a-zA-Z0-9]*$/.test(name)) {
       throw env.error('name', `"${name}" is not a valid environment variable name`);
     }
-    if (RESERVED_ENV.test(name)) {
+    if (PASSWORD_ENV.test(name)) {
       throw env.error(
         'name',
-        `"${name}" is set by leasehold itself (QUEUE_NAME; the database settings, from a Secret, with injectPgConfig); pass other database settings through "secrets", never as literals`,
+        `"${name}" would put a password in the Job spec as a literal; pass it through "secrets" (or let injectPgConfig set it from a Secret)`,
+      );
+    }
+    if (name === 'QUEUE_NAME' || (injectPgConfig && INJECTED_ENV.test(name))) {
+      throw env.error(
+        'name',
+        `"${name}" is set by leasehold itself (QUEUE_NAME always; the database settings with injectPgConfig)`,
       );
     }
     return { name, value: env.string('value', { allowEmpty: true }) };

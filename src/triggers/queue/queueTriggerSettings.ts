@@ -29,7 +29,8 @@ export interface QueueTriggerSources {
   serviceConfig?: { path: string; label: string };
   /** `--queue-instance`. */
   instanceUid?: { value: string; label: string };
-  finishedJobRetentionMs: number;
+  /** `--queue-job-retention`; wins over job-chief's `kubernetes.jobMaxAgeForDeletion`. */
+  finishedJobRetentionMs?: number;
 }
 
 export const DEFAULT_INSTANCE_UID = 'leasehold';
@@ -74,6 +75,7 @@ export function loadQueueTriggerSettings(sources: QueueTriggerSources): QueueTri
     namespace: service?.namespace,
     pullSecret: service?.pullSecret,
     connection: service?.db,
-    finishedJobRetentionMs: sources.finishedJobRetentionMs,
+    finishedJobRetentionMs:
+      sources.finishedJobRetentionMs ?? service?.finishedJobRetentionMs ?? DEFAULT_FINISHED_JOB_RETENTION_MS,
   };
 }

@@ -122,12 +122,6 @@ describe('batch config (bakito config.yaml)', () => {
   });
 
   it.each([
-    [
-      'an unknown key',
-      minimal('podPoolSise: 3'),
-      'batch.podPoolSise',
-      /config\.yaml: podPoolSise: unknown key/,
-    ],
     ['a missing name', 'cronExpression: "* * * * *"\nreportDirectory: /r', 'batch.name', /name: is required/],
     [
       'a name that is no DNS label',
@@ -246,15 +240,28 @@ describe('batch config (bakito config.yaml)', () => {
     },
   );
 
-  it.each(['configmaps', 'endpoints', 'secrets'])(
-    'refuses the lock type %s, which needs no Lease',
+  it('ignores an unknown key, as bakito does, with a warning naming it', () => {
+    const config = parseBatchConfig(source(minimal('podPoolSise: 3')));
+    expect(config.podPoolSize).toBe(10);
+    expect(config.warnings).toEqual([
+      expect.stringMatching(/config\.yaml: podPoolSise: unknown key, ignored/),
+    ]);
+  });
+
+  it.each(['configmaps', 'endpoints'])(
+    "accepts bakito's lock type %s with a warning, electing with a Lease",
     (lock) => {
-      const err = refusal(minimal(`leaderElectionResourceLock: ${lock}`));
-      expect(err.field).toBe('batch.leaderElectionResourceLock');
-      expect(err.message).toContain(`"${lock}" is not supported`);
-      expect(err.message).toContain('coordination.k8s.io Lease');
+      const config = parseBatchConfig(source(minimal(`leaderElectionResourceLock: ${lock}`)));
+      expect(config.warnings).toEqual([expect.stringContaining(`"${lock}" holds no Lease`)]);
     },
   );
+
+  it.each(['secrets', 'leasez'])('refuses the lock type %s, which bakito did not know either', (lock) => {
+    const err = refusal(minimal(`leaderElectionResourceLock: ${lock}`));
+    expect(err.field).toBe('batch.leaderElectionResourceLock');
+    expect(err.message).toContain(`"${lock}" is not supported`);
+    expect(err.message).toContain('coordination.k8s.io Lease');
+  });
 
   it('refuses YAML that does not parse, and a document that is not a mapping', () => {
     expect(refusal('name: [unclosed').message).toMatch(/configmap ns\/batch config\.yaml is not valid YAML/);

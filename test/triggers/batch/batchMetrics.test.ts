@@ -114,6 +114,37 @@ describe('batch metrics', () => {
     metrics.prune(E1); // twice is harmless
   });
 
+  it('prunes a latest series with the execution whose value it shows, not before', async () => {
+    const { metrics, series } = setUp(true);
+    // node-2 (and label value "gone") reported only in E1; node-1 in E1 and E2.
+    metrics.resultsReceived(E1, 'node-1', { test: [{ value: 1, labels: { label_a: 'gone' } }] });
+    metrics.resultsReceived(E1, 'node-2', { up: [{ value: 1, labels: {} }] });
+    metrics.podFinished(E1, 'node-2', false, 5);
+    metrics.resultsReceived(E2, 'node-1', { test: [{ value: 2, labels: { label_a: 'a' } }] });
+    metrics.podFinished(E2, 'node-1', false, 7);
+    const latest = async () =>
+      (await Promise.all(['foo_test', 'foo_up', 'foo_processing', 'foo_duration'].map(series)))
+        .flat()
+        .filter((l) => l.includes('executionID="latest"'));
+    expect(await latest()).toEqual([
+      'foo_test{label_a="a",label_b="",node="node-1",executionID="latest"} 2',
+      'foo_test{label_a="gone",label_b="",node="node-1",executionID="latest"} 1',
+      'foo_up{node="node-2",executionID="latest"} 1',
+      'foo_processing{node="node-1",executionID="latest"} 0',
+      'foo_processing{node="node-2",executionID="latest"} 0',
+      'foo_duration{node="node-1",executionID="latest"} 7',
+      'foo_duration{node="node-2",executionID="latest"} 5',
+    ]);
+    metrics.prune(E1);
+    expect(await latest()).toEqual([
+      'foo_test{label_a="a",label_b="",node="node-1",executionID="latest"} 2',
+      'foo_processing{node="node-1",executionID="latest"} 0',
+      'foo_duration{node="node-1",executionID="latest"} 7',
+    ]);
+    metrics.prune(E2);
+    expect(await latest()).toEqual([]);
+  });
+
   it('keeps the series of at most reportHistory executions on its own (a follower never prunes with reports)', async () => {
     const { metrics, series } = setUp(true, 2);
     const E3 = '20261129150200';

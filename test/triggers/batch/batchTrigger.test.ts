@@ -2,9 +2,13 @@
 // driver: the test plays the node jobs' handlers. What the pool admits, what a node whose job ended
 // without an outcome becomes, and what a leader that died between marking and enqueueing left.
 
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BATCH_LABELS } from '../../../src/kube/batchPodSpec.ts';
 import { createKubeClients, type KubeClients } from '../../../src/kube/kubeClient.ts';
 import { BatchExecutionStore } from '../../../src/store/postgres/batchExecutions.ts';
 import { type BatchConfig, parseBatchConfig } from '../../../src/triggers/batch/batchConfig.ts';
@@ -16,7 +20,7 @@ import {
   startBatchTrigger,
 } from '../../../src/triggers/batch/batchTrigger.ts';
 import { ReportDirectory } from '../../../src/triggers/batch/reportDirectory.ts';
-import { type FakeKube, startFakeKube } from '../../support/fakeKube/fakeKube.ts';
+import { type FakeKube, type KubeObject, startFakeKube } from '../../support/fakeKube/fakeKube.ts';
 import { createTestPostgresStore, type PostgresHarness } from '../../support/postgres.ts';
 
 const log = pino({ level: 'silent' });
@@ -169,6 +173,61 @@ describe('batch trigger (the leader’s advance)', () => {
       expect((await states(config.name, exec)).n1).toBe('enqueued');
     } finally {
       trigger.stop();
+    }
+  });
+
+  it('removes ended pods of earlier executions when one starts, and never a running one', async () => {
+    const name = `ctl${++counter}`;
+    const reports = await mkdtemp(join(tmpdir(), 'batch-trigger-'));
+    const node = `${name}-node`;
+    kube.addNode(node);
+    const config = parseBatchConfig({
+      config: `name: ${name}\ncronExpression: "0 0 1 1 *"\nreportDirectory: ${reports}\nrunOnStartup: true\nstartupDelay: 10ms\n`,
+      podTemplate: 'spec:\n  containers:\n    - name: c\n      image: i\n',
+      origin: 'test',
+      namespace: NS,
+    });
+    // Two pods of an earlier execution: one still runs, one has ended.
+    const earlier = (pod: string, script: string) =>
+      kube.create('pods', {
+        metadata: {
+          name: pod,
+          namespace: NS,
+          labels: { [BATCH_LABELS.controller]: name, [BATCH_LABELS.execution]: '20261129150000' },
+        },
+        spec: {
+          nodeName: node,
+          restartPolicy: 'Never',
+          containers: [{ name: 'c', image: 'i', command: [process.execPath, '-e', script] }],
+        },
+      });
+    const phaseIs = (phase: string) => (pod: KubeObject | undefined) =>
+      (pod?.status as { phase?: string } | undefined)?.phase === phase;
+    earlier(`${name}-running`, 'setTimeout(() => {}, 60_000)');
+    earlier(`${name}-ended`, '');
+    await kube.waitFor('pods', NS, `${name}-running`, phaseIs('Running'));
+    await kube.waitFor('pods', NS, `${name}-ended`, phaseIs('Succeeded'));
+    const trigger = await startBatchTrigger({
+      config,
+      store: harness.store,
+      executions,
+      reports: new ReportDirectory(reports),
+      metrics: new BatchMetrics(new Registry(), config),
+      core: clients.core,
+      leadership: ALWAYS_LEADER,
+      log,
+      advanceIntervalMs: 50,
+      retryMs: 100,
+    });
+    try {
+      await until(async () => kube.get('pods', NS, `${name}-ended`) === undefined, 'the ended pod to go');
+      // The start-up execution did start (its report directory is the latest), and left the running pod.
+      expect(await readdir(reports)).toContain('latest');
+      expect(phaseIs('Running')(kube.get('pods', NS, `${name}-running`))).toBe(true);
+    } finally {
+      trigger.stop();
+      kube.delete('pods', NS, `${name}-running`);
+      await rm(reports, { recursive: true, force: true });
     }
   });
 });
