@@ -105,7 +105,11 @@ describe('repository sync, end to end', () => {
       { kind: 'Dashboard', create: 2, update: 0, delete: 0, noop: 0, error: 0 },
       { kind: 'Folder', create: 1, update: 0, delete: 0, noop: 0, error: 0 },
     ]);
-    const history = await call(`${server.url}${API}/namespaces/default/historicjobs/dashboards-sync`);
+    // The handler records the repository's sync state before its job's end reaches history (the
+    // completion batcher writes it a moment later): wait for the historic job.
+    const historic = `${server.url}${API}/namespaces/default/historicjobs/dashboards-sync`;
+    await until(async () => (await call(historic)).status === 200, 'the pull in history', 15_000);
+    const history = await call(historic);
     expect(history.body.status).toMatchObject({ state: 'success', progress: 100 });
     expect(history.body.status.summary).toEqual(afterFull.status.sync.summary);
 
