@@ -23,6 +23,7 @@ import { PostgresRepositoryStore } from '../store/postgres/postgresRepositorySto
 import { type BatchService, createBatchService } from '../triggers/batch/batchService.ts';
 import { createQueueTriggerService } from '../triggers/queue/queueTriggerService.ts';
 import { RepositoryController } from '../triggers/repositoryController.ts';
+import { drainOnSignals } from './drainOnSignals.ts';
 import { openStore } from './openStore.ts';
 import { serveRemote } from './serveRemote.ts';
 import type { ServeSettings } from './settings.ts';
@@ -68,48 +69,43 @@ export async function serve(
         inspection.inspect(event);
       }
     : actors.inspect;
-  // --queue-jobs: its runs are `kube-job` jobs this driver (or any replica's) claims.
-  let queueTrigger: ReturnType<typeof createQueueTriggerService> | undefined;
-  try {
-    queueTrigger = settings.queueTrigger
-      ? createQueueTriggerService({
-          settings: settings.queueTrigger,
-          store: opened.store,
-          databaseUrl: opened.connectionString,
-          log,
-          kube: { kubeconfig: settings.kubeconfig },
-          inspect,
-        })
-      : undefined;
-  } catch (err) {
-    await inspection?.close();
-    await opened.close();
-    throw err;
-  }
-  if (queueTrigger) handlers.register(queueTrigger.handler);
-  const cpu = new CpuPool();
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  // --batch-config / CONFIG_MAP_NAME: its node pods are `batch-pod` jobs any replica's driver claims.
+  // The Kubernetes triggers. --queue-jobs: its runs are `kube-job` jobs; --batch-config /
+  // CONFIG_MAP_NAME: its node pods are `batch-pod` jobs; this driver or any replica's claims them.
+  let queueTrigger: ReturnType<typeof createQueueTriggerService> | undefined;
   let batch: BatchService | undefined;
   try {
-    batch = settings.batch
-      ? await createBatchService({
-          settings: settings.batch,
-          store: opened.store,
-          database: opened.store,
-          registry,
-          log,
-          kube: { kubeconfig: settings.kubeconfig },
-          inspect,
-        })
-      : undefined;
+    if (settings.queueTrigger) {
+      queueTrigger = createQueueTriggerService({
+        settings: settings.queueTrigger,
+        store: opened.store,
+        databaseUrl: opened.connectionString,
+        log,
+        kube: { kubeconfig: settings.kubeconfig },
+        inspect,
+      });
+      handlers.register(queueTrigger.handler);
+    }
+    if (settings.batch) {
+      batch = await createBatchService({
+        settings: settings.batch,
+        store: opened.store,
+        database: opened.store,
+        registry,
+        log,
+        kube: { kubeconfig: settings.kubeconfig },
+        inspect,
+      });
+      handlers.register(batch.handler);
+    }
   } catch (err) {
+    await queueTrigger?.stop();
     await inspection?.close();
     await opened.close();
     throw err;
   }
-  if (batch) handlers.register(batch.handler);
+  const cpu = new CpuPool();
   const driver = createDriver(
     {
       store: opened.store,
@@ -170,39 +166,18 @@ export async function serve(
     throw err;
   }
 
-  const stopped = new Promise<number>((resolve) => {
-    let draining = false;
-    const shutdown = async (signal: string) => {
-      if (draining) {
-        log.warn({ signal }, 'second signal: exiting without waiting');
-        process.exit(1);
-      }
-      draining = true;
-      log.info({ signal }, 'draining: no new claims; releasing the leases of running jobs');
-      // First the API: no new jobs through it, watch streams ended, /readyz gone with it.
-      await closeHttp(http, log);
-      await repositoryController.stop();
-      await queueTrigger?.stop();
-      await batch?.stop();
-      await driver.drain();
-      // Rows not pushed yet stay in the table (the outbox); the next daemon to start pushes them.
-      await history.stop();
-      await inspection?.close();
-      await cpu.close();
-      await opened.close();
-      const failed = driver.failure() !== undefined;
-      log.info({ exitCode: failed ? 1 : 0 }, 'stopped');
-      // A failed driver exits non-zero so that a supervisor restarts the daemon.
-      resolve(failed ? 1 : 0);
-    };
-    process.on('SIGTERM', () => void shutdown('SIGTERM'));
-    process.on('SIGINT', () => void shutdown('SIGINT'));
-    driver.actor.subscribe({
-      error: (err) => {
-        log.fatal({ err }, 'driver failed');
-        void shutdown('driver-error');
-      },
-    });
+  const stopped = drainOnSignals({
+    driver,
+    log,
+    // First the API: no new jobs through it, watch streams ended, /readyz gone with it.
+    beforeDrain: [
+      () => closeHttp(http, log),
+      () => repositoryController.stop(),
+      () => queueTrigger?.stop(),
+      () => batch?.stop(),
+    ],
+    // Rows not pushed to Loki yet stay in the table (the outbox); the next daemon pushes them.
+    afterDrain: [() => history.stop(), () => inspection?.close(), () => cpu.close(), () => opened.close()],
   });
 
   driver.actor.start();

@@ -22,6 +22,7 @@ import { HttpClient } from '../store/http/httpClient.ts';
 import { HttpJobStore } from '../store/http/httpJobStore.ts';
 import { StoreTransport } from '../store/http/storeTransport.ts';
 import { ExchangedTokenSource } from '../store/http/tokenSource.ts';
+import { drainOnSignals } from './drainOnSignals.ts';
 import type { ServeSettings } from './settings.ts';
 
 /** The provisioning server answers its store clock: it is reachable, TLS and token work. */
@@ -149,35 +150,18 @@ export async function serveRemote(
     }
   }
 
-  const stopped = new Promise<number>((resolve) => {
-    let draining = false;
-    const shutdown = async (signal: string) => {
-      if (draining) {
-        log.warn({ signal }, 'second signal: exiting without waiting');
-        process.exit(1);
-      }
-      draining = true;
-      log.info({ signal }, 'draining: no new claims; releasing the leases of running jobs');
-      stopPruner();
-      await monitoring
-        ?.close()
-        .catch((err: unknown) => log.warn({ err }, 'closing the health server failed'));
-      await driver.drain();
-      await inspection?.close();
-      await cpu.close();
-      await store.close();
-      const failed = driver.failure() !== undefined;
-      log.info({ exitCode: failed ? 1 : 0 }, 'stopped');
-      resolve(failed ? 1 : 0);
-    };
-    process.on('SIGTERM', () => void shutdown('SIGTERM'));
-    process.on('SIGINT', () => void shutdown('SIGINT'));
-    driver.actor.subscribe({
-      error: (err) => {
-        log.fatal({ err }, 'driver failed');
-        void shutdown('driver-error');
+  const stopped = drainOnSignals({
+    driver,
+    log,
+    beforeDrain: [
+      async () => {
+        stopPruner();
+        await monitoring
+          ?.close()
+          .catch((err: unknown) => log.warn({ err }, 'closing the health server failed'));
       },
-    });
+    ],
+    afterDrain: [() => inspection?.close(), () => cpu.close(), () => store.close()],
   });
 
   driver.actor.start();
