@@ -3,7 +3,7 @@
 // ConfigMaps, Secrets, Services, Events and Leases with resourceVersions and watches, runs a Job
 // controller, a scheduler and a kubelet whose containers are local processes, and takes faults.
 //
-// Usage (the developer guide is the README's section on testing against Kubernetes):
+// Usage (the developer guide is docs/fake-kube.md):
 //
 //   const kube = await startFakeKube({ nodes: ['node-1', 'node-2'] });
 //   try {
