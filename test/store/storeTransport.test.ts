@@ -218,7 +218,15 @@ describe('StoreTransport retries', () => {
       client,
       tokens,
       log: silentLog,
-      retry: { attempts: 3, baseMs: 1, maxMs: 2, random: () => (sleeps.push(1), 0) },
+      retry: {
+        attempts: 3,
+        baseMs: 1,
+        maxMs: 2,
+        random: () => {
+          sleeps.push(1);
+          return 0;
+        },
+      },
     });
     const err = await new HttpJobStore({ transport, log: silentLog })
       .claim('remote-a', 1, 1_000)
