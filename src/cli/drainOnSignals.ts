@@ -27,9 +27,11 @@ export function drainOnSignals(plan: DrainPlan): Promise<number> {
       }
       draining = true;
       log.info({ signal }, 'draining: no new claims; releasing the leases of running jobs');
-      for (const step of plan.beforeDrain) await step();
+      // A step that fails (a trigger's pool, the Loki pusher) must not stop the drain: the driver's
+      // running jobs still give their leases back, and every later resource is still closed.
+      for (const step of plan.beforeDrain) await runStep(step, log);
       await driver.drain();
-      for (const step of plan.afterDrain) await step();
+      for (const step of plan.afterDrain) await runStep(step, log);
       const failed = driver.failure() !== undefined;
       log.info({ exitCode: failed ? 1 : 0 }, 'stopped');
       resolve(failed ? 1 : 0);
@@ -43,4 +45,12 @@ export function drainOnSignals(plan: DrainPlan): Promise<number> {
       },
     });
   });
+}
+
+async function runStep(step: DrainStep, log: Logger): Promise<void> {
+  try {
+    await step();
+  } catch (err) {
+    log.warn({ err }, 'a drain step failed; draining on');
+  }
 }

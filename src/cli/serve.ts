@@ -148,6 +148,9 @@ export async function serve(
       ...(https ? { https } : {}),
     });
   } catch (err) {
+    // The triggers were built but never started: close what they opened (pg-boss reader, clients).
+    await queueTrigger?.stop();
+    await batch?.stop();
     await history.stop();
     await inspection?.close();
     await cpu.close();
@@ -158,6 +161,7 @@ export async function serve(
     await batch?.start();
   } catch (err) {
     await batch?.stop();
+    await queueTrigger?.stop();
     await http.close();
     await history.stop();
     await inspection?.close();

@@ -13,7 +13,7 @@ import {
   RemoteStoreError,
   ValidationError,
 } from '../../errors.ts';
-import type { Status, StatusDetails } from '../../http/status.ts';
+import { failure, type Status, type StatusDetails } from '../../http/status.ts';
 import type { ClaimedJob, FinalStatus, FinishReason, HistoricJob, Job, Lease, StatusPatch } from '../job.ts';
 import type { RenewedLease } from '../jobStore.ts';
 
@@ -98,7 +98,7 @@ export function storeErrorStatus(err: unknown): Status | undefined {
       uid: err.uid,
       causes: [{ reason: err.code, message: err.message }],
     };
-    return status(409, 'Conflict', err.message, details);
+    return failure(409, 'Conflict', err.message, details);
   }
   if (err instanceof ConflictError) {
     const details: StoreStatusDetails = {
@@ -107,34 +107,21 @@ export function storeErrorStatus(err: unknown): Status | undefined {
       attempts: err.attempts,
       causes: [{ reason: err.code, field: 'metadata.resourceVersion', message: err.message }],
     };
-    return status(409, 'Conflict', err.message, details);
+    return failure(409, 'Conflict', err.message, details);
   }
   if (err instanceof ValidationError) {
-    return status(400, 'BadRequest', err.message, {
+    return failure(400, 'BadRequest', err.message, {
       ...base,
       causes: [{ reason: err.code, field: err.field, message: err.message }],
     });
   }
   if (err instanceof NotFoundError) {
-    return status(404, 'NotFound', err.message, {
+    return failure(404, 'NotFound', err.message, {
       ...base,
       causes: [{ reason: err.code, message: err.message }],
     });
   }
   return undefined;
-}
-
-function status(code: number, reason: string, message: string, details: StoreStatusDetails): Status {
-  return {
-    kind: 'Status',
-    apiVersion: 'v1',
-    metadata: {},
-    status: 'Failure',
-    message,
-    reason,
-    details,
-    code,
-  };
 }
 
 /** Is this JSON a Kubernetes Status? */
