@@ -44,6 +44,7 @@ export type FileSetting =
   | 'queueInstance'
   | 'queueJobRetention'
   | 'kubeconfig'
+  | 'permittedProvisioningPaths'
   | 'batchConfig'
   | 'batchConfigMap'
   | 'batchNamespace'
@@ -84,6 +85,7 @@ export const CONFIG_KEYS: Readonly<Record<string, Readonly<Record<string, FileSe
     queue_instance: 'queueInstance',
     queue_job_retention: 'queueJobRetention',
     kubeconfig: 'kubeconfig',
+    permitted_provisioning_paths: 'permittedProvisioningPaths',
   },
   grpc_client_authentication: {
     token: 'token',

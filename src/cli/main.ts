@@ -190,6 +190,11 @@ Examples:
         'delete a queue’s finished Jobs this long after they ended (env LEASEHOLD_QUEUE_JOB_RETENTION; default job-chief’s kubernetes.jobMaxAgeForDeletion, else 24h)',
       )
       .option(
+        '--permitted-provisioning-paths <dir>',
+        'a host directory `local` (and file:// git) repositories may read; repeatable (env LEASEHOLD_PERMITTED_PROVISIONING_PATHS, comma-separated; default none: no repository reads this host’s files)',
+        collect,
+      )
+      .option(
         '--kubeconfig <file>',
         'kubeconfig for the Kubernetes triggers (env LEASEHOLD_KUBECONFIG; default KUBECONFIG, the pod’s service account in a cluster, else ~/.kube/config)',
       )

@@ -13,6 +13,7 @@ import { databaseCheck, driverCheck } from '../http/healthRoutes.ts';
 import { createHttpServer, type HttpServer } from '../http/server.ts';
 import { ActorObserver } from '../inspect/actorObserver.ts';
 import { type InspectorSettings, startInspector } from '../inspect/inspector.ts';
+import { PermittedPaths } from '../repositories/permittedPaths.ts';
 import { CpuPool } from '../runtime/cpuPool.ts';
 import { createDriver } from '../runtime/driver.ts';
 import { HandlerRegistry, loadHandlerModule } from '../runtime/handlerRegistry.ts';
@@ -52,8 +53,15 @@ export async function serve(
   const repositories = new PostgresRepositoryStore(opened.store);
   // The built-in pull needs the repositories table, hence joins only here (not in remote mode);
   // a `pull` handler from --handlers still overrides it.
-  if (!handlers.has('pull')) handlers.register(createPullHandler({ repositories }));
-  const repositoryController = new RepositoryController({ repositories, jobs: opened.store, log });
+  // What `local` (and file:// git) repositories may read of this host: checked on every body and read.
+  const permittedPaths = new PermittedPaths(settings.permittedProvisioningPaths);
+  if (!handlers.has('pull')) handlers.register(createPullHandler({ repositories, permittedPaths }));
+  const repositoryController = new RepositoryController({
+    repositories,
+    jobs: opened.store,
+    log,
+    permittedPaths,
+  });
   const inspection = inspector.enabled
     ? await startInspector({ port: inspector.port, log }).catch(async (err: unknown) => {
         await opened.close();
@@ -144,7 +152,7 @@ export async function serve(
       readiness: async () => [await databaseCheck(opened.store), driverCheck(driver)],
       authorize: access.authorize,
       tokenExchange: access.tokenExchange,
-      repositoryApi: { store: repositories, onChanged: () => repositoryController.poke() },
+      repositoryApi: { store: repositories, onChanged: () => repositoryController.poke(), permittedPaths },
       ...(https ? { https } : {}),
     });
   } catch (err) {

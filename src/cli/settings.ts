@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import type { LevelWithSilent } from 'pino';
 import { defaultDataDir } from '../db/openDatabase.ts';
 import { ValidationError } from '../errors.ts';
@@ -58,6 +58,11 @@ export interface ServeSettings extends ConnectionSettings {
   queueTrigger: QueueTriggerSettings | undefined;
   /** `--kubeconfig`: wins over KUBECONFIG, the in-cluster service account and ~/.kube/config. */
   kubeconfig: string | undefined;
+  /**
+   * `--permitted-provisioning-paths`: the host directories `local` (and `file://` git) repositories
+   * may read, absolute. Empty (the default): none.
+   */
+  permittedProvisioningPaths: string[];
   /** `--batch-config` / CONFIG_MAP_NAME: bakito's cron fan-out over nodes; undefined when off. */
   batch: BatchSettings | undefined;
 }
@@ -146,6 +151,7 @@ export interface RawServeOptions extends RawConnectionOptions {
   tlsCaFile?: string;
   tlsInsecure?: boolean;
   kubeconfig?: string;
+  permittedProvisioningPaths?: string[];
   batchConfig?: string;
   batchConfigMap?: string;
   batchNamespace?: string;
@@ -363,8 +369,41 @@ export function serveSettings(raw: RawServeOptions, env: Env = process.env): Ser
     tls: tlsSettings(raw, layers),
     queueTrigger: queueTriggerSettings(layers),
     kubeconfig: kubeconfigPath(layers),
+    permittedProvisioningPaths: permittedProvisioningPaths(raw.permittedProvisioningPaths, layers),
     batch: batchSettings(layers),
   };
+}
+
+/**
+ * Repeated flags, else comma-separated in LEASEHOLD_PERMITTED_PROVISIONING_PATHS or
+ * `[operator] permitted_provisioning_paths` (relative to the INI file). Each must be absolute (or
+ * from the file); a typo must not widen what repositories may read, so a missing one is refused.
+ */
+function permittedProvisioningPaths(flag: string[] | undefined, layers: Layers): string[] {
+  const picked =
+    flag === undefined
+      ? layers.pick(
+          'permittedProvisioningPaths',
+          '--permitted-provisioning-paths',
+          'LEASEHOLD_PERMITTED_PROVISIONING_PATHS',
+        )
+      : undefined;
+  const values =
+    flag ??
+    picked?.value
+      .split(',')
+      .map((v) => v.trim())
+      .filter((v) => v !== '') ??
+    [];
+  const origin = picked?.origin ?? flagOrigin('--permitted-provisioning-paths');
+  return values.map((value) => {
+    const path = picked ? layers.path(picked, value) : value;
+    if (!isAbsolute(path)) throw invalid(origin, `"${value}" must be an absolute path`);
+    if (!statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+      throw invalid(origin, `"${value}" is not a directory`);
+    }
+    return resolve(path);
+  });
 }
 
 /** `--kubeconfig` / LEASEHOLD_KUBECONFIG / `[operator] kubeconfig` (KUBECONFIG itself is read by the client loader). */

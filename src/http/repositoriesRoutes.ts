@@ -6,6 +6,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { NotFoundError, ValidationError } from '../errors.ts';
+import type { PermittedPaths } from '../repositories/permittedPaths.ts';
 import type { RepositoryStore } from '../store/repositoryStore.ts';
 import {
   repositoryList,
@@ -31,6 +32,8 @@ export interface RepositoriesRoutesOptions {
   repositories: RepositoryStore;
   log: Logger;
   onChanged?: RepositoryChanged;
+  /** Host directories a repository may read (`--permitted-provisioning-paths`); undefined: any. */
+  permittedPaths?: PermittedPaths;
 }
 
 const dnsLabel = { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$' } as const;
@@ -78,7 +81,9 @@ export const repositoriesRoutes: FastifyPluginAsync<RepositoriesRoutesOptions> =
       return null;
     }
     try {
-      return validateRepositoryBody(request.body, namespace, name);
+      const body = validateRepositoryBody(request.body, namespace, name);
+      options.permittedPaths?.checkSpec(body.spec);
+      return body;
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
       void sendStatus(reply, invalid(err.field, err.message, RESOURCE));

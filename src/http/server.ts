@@ -18,6 +18,7 @@ import type { ServerTls } from '../auth/serverTls.ts';
 import { type TokenExchangeOptions, tokenExchangeRoutes } from '../auth/tokenExchangeRoutes.ts';
 import { type HistoryReader, tableHistoryReader } from '../history/historyReader.ts';
 import { ActorObserver } from '../inspect/actorObserver.ts';
+import type { PermittedPaths } from '../repositories/permittedPaths.ts';
 import type { JobStore } from '../store/jobStore.ts';
 import type { RepositoryStore } from '../store/repositoryStore.ts';
 import { authorizeHook } from './authorizeHook.ts';
@@ -76,7 +77,7 @@ export interface HttpServerOptions {
    * Serves the repositories API over this store; when `repositories` is not given, job creation
    * checks repositories in it too. `onChanged` hears creates and spec replacements (the controller).
    */
-  repositoryApi?: { store: RepositoryStore; onChanged?: RepositoryChanged };
+  repositoryApi?: { store: RepositoryStore; onChanged?: RepositoryChanged; permittedPaths?: PermittedPaths };
   /** Asked before every API request; no default, so that no server is open by omission. */
   authorize: Authorize;
   /** Serves `POST /sign/access-token`, which mints the tokens `authorize` accepts. */
@@ -213,6 +214,9 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
         repositories: options.repositoryApi.store,
         log: options.log,
         ...(options.repositoryApi.onChanged ? { onChanged: options.repositoryApi.onChanged } : {}),
+        ...(options.repositoryApi.permittedPaths
+          ? { permittedPaths: options.repositoryApi.permittedPaths }
+          : {}),
       });
     }
     // Remote drivers (serve --provisioning-server-url): the jobs watch of every namespace and the

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { RepositoryUnavailableError } from '../errors.ts';
 import type { RepositorySpec } from '../store/repository.ts';
 import { remoteHead, runGit } from './git.ts';
+import type { PermittedPaths } from './permittedPaths.ts';
 
 export interface TreeFile {
   /** Relative to the resource root, `/`-separated. */
@@ -34,6 +35,8 @@ export interface SourceOptions {
   /** For each git command. */
   timeoutMs: number;
   signal?: AbortSignal;
+  /** Host directories a repository may read; undefined: any (tests and embedding code only). */
+  permittedPaths?: PermittedPaths;
 }
 
 export interface SourceHealth {
@@ -50,6 +53,7 @@ export function isResourceFile(path: string): boolean {
 /** Local health: the path is a directory this process can list. Git: the branch answers ls-remote. */
 export async function checkSource(spec: RepositorySpec, options: SourceOptions): Promise<SourceHealth> {
   try {
+    await options.permittedPaths?.checkRead(spec);
     if (spec.type === 'local') {
       const path = requireLocal(spec).path;
       const info = await stat(path);
@@ -71,6 +75,7 @@ export async function checkSource(spec: RepositorySpec, options: SourceOptions):
 
 /** Where the source's head is now: what a sync of it would record as its ref. */
 export async function sourceHead(spec: RepositorySpec, options: SourceOptions): Promise<string> {
+  await options.permittedPaths?.checkRead(spec);
   if (spec.type === 'local')
     return fingerprint(await listLocalFiles(requireLocal(spec).path, options.signal));
   const git = requireGit(spec);
@@ -81,6 +86,7 @@ export async function sourceHead(spec: RepositorySpec, options: SourceOptions): 
 
 /** The source's resource files and ref. Dispose when done (a git tree is a temp clone). */
 export async function openSourceTree(spec: RepositorySpec, options: SourceOptions): Promise<SourceTree> {
+  await options.permittedPaths?.checkRead(spec);
   if (spec.type === 'local') {
     const files = await listLocalFiles(requireLocal(spec).path, options.signal);
     return { ref: fingerprint(files), files, dispose: async () => {} };

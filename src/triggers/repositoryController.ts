@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { AlreadyExistsError } from '../errors.ts';
 import { REPOSITORY_LABEL } from '../http/jobResource.ts';
 import { jobNameFor } from '../http/jobSpec.ts';
+import type { PermittedPaths } from '../repositories/permittedPaths.ts';
 import { checkSource, sourceHead } from '../repositories/sourceTree.ts';
 import type { JobStore } from '../store/jobStore.ts';
 import type { Repository, RepositoryHealth } from '../store/repository.ts';
@@ -53,6 +54,8 @@ export interface RepositoryControllerDeps {
   /** Epoch ms. Default `Date.now`. */
   now?: () => number;
   timers?: Timers;
+  /** Host directories a repository may read (`--permitted-provisioning-paths`); undefined: any. */
+  permittedPaths?: PermittedPaths;
 }
 
 /** What one reconcile of one repository did. */
@@ -152,7 +155,11 @@ export class RepositoryController {
   async reconcile(initial: Repository): Promise<ReconcileOutcome> {
     const { namespace, name } = initial;
     let repository = initial;
-    const checkOptions = { timeoutMs: this.#settings.checkTimeoutMs, signal: this.#abort.signal };
+    const checkOptions = {
+      timeoutMs: this.#settings.checkTimeoutMs,
+      signal: this.#abort.signal,
+      ...(this.#deps.permittedPaths ? { permittedPaths: this.#deps.permittedPaths } : {}),
+    };
     const health = repository.status.health;
     const age = this.#now() - health.checked;
     const checkDue =

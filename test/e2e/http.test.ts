@@ -3,7 +3,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,6 +60,8 @@ describe('leasehold serve: the HTTP API walk-through', () => {
         dataDir,
         '--admin-token',
         ADMIN_TOKEN,
+        '--permitted-provisioning-paths',
+        dataDir,
       ],
       { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -102,6 +104,44 @@ describe('leasehold serve: the HTTP API walk-through', () => {
     expect(url.endsWith(':0')).toBe(false);
     expect((await call(`${url}/healthz`)).text).toBe('ok');
     await until(async () => (await call(`${url}/readyz`)).status === 200, 'ready', 10_000);
+  });
+
+  it('refuses a local repository outside --permitted-provisioning-paths, symlinks included', async () => {
+    const jobs = `${url}${API}/namespaces/default`;
+    const outside = await call(`${jobs}/repositories`, {
+      method: 'POST',
+      headers: auth,
+      body: { metadata: { name: 'etc' }, spec: { title: 'etc', type: 'local', local: { path: '/etc' } } },
+    });
+    expect(outside.status, outside.text).toBe(400);
+    expect(outside.body.details.causes[0].field).toBe('spec.local.path');
+    expect(outside.body.message).toContain('not under a permitted provisioning path');
+    // A link inside a permitted directory that leads out of it: accepted as written, refused on read.
+    await symlink('/etc', join(dataDir, 'escape'));
+    const linked = await call(`${jobs}/repositories`, {
+      method: 'POST',
+      headers: auth,
+      body: {
+        metadata: { name: 'escape' },
+        spec: {
+          title: 'escape',
+          type: 'local',
+          local: { path: join(dataDir, 'escape') },
+          sync: { enabled: false },
+        },
+      },
+    });
+    expect(linked.status, linked.text).toBe(201);
+    await until(
+      async () => {
+        const health = (await call(`${jobs}/repositories/escape`, { headers: auth })).body.status?.health;
+        return (
+          health?.checked > 0 && health.healthy === false && String(health.message).includes('not under')
+        );
+      },
+      'the escaping repository marked unhealthy',
+      15_000,
+    );
   });
 
   it('POSTs an exec job, watches it reach success, and finds it in historicjobs', async () => {
@@ -243,6 +283,8 @@ describe("leasehold serve: the seed's pull walk-through, pruned by --history-exp
         ADMIN_TOKEN,
         '--history-expiration',
         '4s',
+        '--permitted-provisioning-paths',
+        dir,
       ],
       { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
     );

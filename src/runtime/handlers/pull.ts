@@ -12,6 +12,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { NotFoundError } from '../../errors.ts';
+import type { PermittedPaths } from '../../repositories/permittedPaths.ts';
 import type { ParsedResourceFile, ResourceFileInput } from '../../repositories/resourceFile.ts';
 import { openSourceTree, type TreeFile } from '../../repositories/sourceTree.ts';
 import type { JsonObject } from '../../store/job.ts';
@@ -21,6 +22,8 @@ import type { Handler, HandlerContext, HandlerResult } from '../handler.ts';
 
 export interface PullHandlerOptions {
   repositories: RepositoryStore;
+  /** Host directories a repository may read (`--permitted-provisioning-paths`); undefined: any. */
+  permittedPaths?: PermittedPaths;
   /** Larger files are counted as errors, not read. Default 10 MiB. */
   maxFileBytes?: number;
   /** For each git command (clone, ls-tree). Default 2 min. */
@@ -75,6 +78,7 @@ export function createPullHandler(options: PullHandlerOptions): Handler {
         const tree = await openSourceTree(repository.spec, {
           timeoutMs: options.gitTimeoutMs ?? DEFAULT_GIT_TIMEOUT_MS,
           signal: ctx.signal,
+          ...(options.permittedPaths ? { permittedPaths: options.permittedPaths } : {}),
         });
         let read = 0;
         const next: SyncedFiles = {};
