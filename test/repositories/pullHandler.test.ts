@@ -4,7 +4,7 @@
 
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { NotFoundError } from '../../src/errors.ts';
+import { CancelledError, LeaseLostError, NotFoundError } from '../../src/errors.ts';
 import { CpuPool } from '../../src/runtime/cpuPool.ts';
 import type { HandlerContext } from '../../src/runtime/handler.ts';
 import { createPullHandler } from '../../src/runtime/handlers/pull.ts';
@@ -179,16 +179,32 @@ describe('pull handler: local directory', () => {
     await expect(pull('never-created', false)).rejects.toBeInstanceOf(NotFoundError);
   });
 
-  it('stops on abort and records the sync as aborted, keeping the last synced state', async () => {
+  it('stops when its lease is lost and records nothing: the next holder of the job records its own sync', async () => {
     const dir = fixture();
     await create('local-abort', { type: 'local', local: { path: dir.path } });
     await pull('local-abort', false);
     const before = await repositories.get(NS, 'local-abort');
     const controller = new AbortController();
-    controller.abort(new Error('lease lost'));
-    await expect(pull('local-abort', true, controller.signal)).rejects.toThrow(/lease lost/);
+    controller.abort(new LeaseLostError('uid-1'));
+    await expect(pull('local-abort', true, controller.signal)).rejects.toBeInstanceOf(LeaseLostError);
     const after = await repositories.get(NS, 'local-abort');
-    expect(after?.status.sync).toMatchObject({ state: 'error', message: ['sync aborted: lease lost'] });
+    expect(after?.status.sync.state).toBe(before?.status.sync.state);
+    expect(after?.status.sync.lastRef).toBe(before?.status.sync.lastRef);
+  });
+
+  it('stops when cancelled and records the sync as aborted, keeping the last synced state', async () => {
+    const dir = fixture();
+    await create('local-cancel', { type: 'local', local: { path: dir.path } });
+    await pull('local-cancel', false);
+    const before = await repositories.get(NS, 'local-cancel');
+    const controller = new AbortController();
+    controller.abort(new CancelledError('local-cancel-sync'));
+    await expect(pull('local-cancel', true, controller.signal)).rejects.toBeInstanceOf(CancelledError);
+    const after = await repositories.get(NS, 'local-cancel');
+    expect(after?.status.sync).toMatchObject({
+      state: 'error',
+      message: ['sync aborted: job local-cancel-sync was cancelled'],
+    });
     expect(after?.status.sync.lastRef).toBe(before?.status.sync.lastRef);
   });
 });

@@ -72,6 +72,9 @@ export function createBatchPodHandler(options: BatchPodHandlerOptions): Handler 
       const log = ctx.log.child({ pod: name, node, execution: executionId });
 
       const finish = async (failed: boolean, message: string) => {
+        // batch_nodes is not fenced by the lease: a holder whose signal fired leaves the outcome to
+        // whoever holds the job next (it adopts the same pod and records what it sees).
+        ctx.signal.throwIfAborted();
         const durationMs = now() - started;
         await executions.markNode(config.name, executionId, node, {
           state: failed ? 'failed' : 'succeeded',

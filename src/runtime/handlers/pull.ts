@@ -11,7 +11,7 @@
 // reads every file.
 
 import { readFile } from 'node:fs/promises';
-import { NotFoundError } from '../../errors.ts';
+import { CancelledError, NotFoundError } from '../../errors.ts';
 import type { PermittedPaths } from '../../repositories/permittedPaths.ts';
 import type { ParsedResourceFile, ResourceFileInput } from '../../repositories/resourceFile.ts';
 import { openSourceTree, type TreeFile } from '../../repositories/sourceTree.ts';
@@ -67,6 +67,7 @@ export function createPullHandler(options: PullHandlerOptions): Handler {
       }
       const incremental = isIncremental(ctx.job.spec);
       const started = now();
+      throwIfHandedOver(ctx.signal);
       await repositories.markSyncStarted(namespace, name, { job: ctx.job.name, incremental, started });
       const base = { job: ctx.job.name, incremental, started };
 
@@ -158,6 +159,11 @@ export function createPullHandler(options: PullHandlerOptions): Handler {
             : ''
         }`;
         ctx.progress.message(message);
+        // The repositories table is not fenced by the lease: a holder whose signal fired (its lease
+        // is lost or about to be) must not record over whoever syncs next. The job actor's local
+        // lease deadline fires the signal before the lease can expire, so this closes the window
+        // to a write already under way when it fired.
+        ctx.signal.throwIfAborted();
         await repositories.recordSync(namespace, name, {
           ...base,
           state: snapshot.errors.length > 0 ? 'warning' : 'success',
@@ -168,6 +174,8 @@ export function createPullHandler(options: PullHandlerOptions): Handler {
         });
         return { message };
       } catch (err) {
+        // A cancel is this sync's end, and is recorded; a hand-over is not.
+        throwIfHandedOver(ctx.signal, err);
         const reason = ctx.signal.aborted
           ? `sync aborted: ${String(ctx.signal.reason?.message ?? ctx.signal.reason)}`
           : (err as Error).message;
@@ -205,4 +213,13 @@ async function readContent(file: TreeFile): Promise<ResourceFileInput | { error:
 
 function shortRef(ref: string): string {
   return ref.startsWith('local:') ? ref.slice(0, 18) : ref.slice(0, 12);
+}
+
+/**
+ * The repositories table is not fenced by the lease. A signal fired for a lost lease or a drain
+ * hands the job to another worker, which records its own sync: this one must write nothing more.
+ * (A cancel ends the job here, and is recorded.)
+ */
+function throwIfHandedOver(signal: AbortSignal, err: unknown = signal.reason): void {
+  if (signal.aborted && !(signal.reason instanceof CancelledError)) throw err;
 }
