@@ -82,7 +82,12 @@ export async function callbackRoutes(app: FastifyInstance, options: CallbackRout
     } catch (err) {
       return badRequest(reply, err);
     }
-    const path = await reports.saveResult(executionID, node, body);
+    let path: string;
+    try {
+      path = await reports.saveResult(executionID, node, body);
+    } catch (err) {
+      return badRequest(reply, err);
+    }
     metrics.resultsReceived(executionID, node, results);
     log.info({ node, execution: executionID, path }, 'batch result received');
     return reply.code(200).type('text/plain').send('');
