@@ -4,7 +4,6 @@
 
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import type { InspectionEvent } from 'xstate';
 import { createAccessControl } from '../auth/accessControl.ts';
 import { loadServerTls } from '../auth/serverTls.ts';
 import { ValidationError } from '../errors.ts';
@@ -68,15 +67,10 @@ export async function serve(
         throw err;
       })
     : undefined;
-  // Every actor (driver, job actors, triggers, leader election) goes to the dashboard's observer,
-  // and with --inspect to the XState inspector too.
+  // With --inspect, every actor (driver, job actors, triggers, leader election) goes to the XState
+  // inspector. The dashboard's observer attaches to the driver only while a page listens.
   const actors = new ActorObserver();
-  const inspect: (event: InspectionEvent) => void = inspection
-    ? (event) => {
-        actors.inspect(event);
-        inspection.inspect(event);
-      }
-    : actors.inspect;
+  const inspect = inspection?.inspect;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   // The Kubernetes triggers. --queue-jobs: its runs are `kube-job` jobs; --batch-config /
@@ -91,7 +85,7 @@ export async function serve(
         databaseUrl: opened.connectionString,
         log,
         kube: { kubeconfig: settings.kubeconfig },
-        inspect,
+        ...(inspect ? { inspect } : {}),
       });
       handlers.register(queueTrigger.handler);
     }
@@ -103,7 +97,7 @@ export async function serve(
         registry,
         log,
         kube: { kubeconfig: settings.kubeconfig },
-        inspect,
+        ...(inspect ? { inspect } : {}),
       });
       handlers.register(batch.handler);
     }
@@ -122,7 +116,7 @@ export async function serve(
       log,
       owner: settings.workerId,
       metrics: createRuntimeMetrics(registry),
-      inspect,
+      ...(inspect ? { inspect } : {}),
     },
     {
       concurrency: settings.concurrency,
@@ -133,6 +127,7 @@ export async function serve(
       drainTimeoutMs: settings.drainTimeoutMs,
     },
   );
+  actors.watch(driver.actor);
   const history = startHistorySink({
     store: opened.store,
     log,

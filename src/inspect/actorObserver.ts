@@ -1,9 +1,10 @@
 // What the dashboard shows of the running daemon that the store cannot know: each live job actor's
-// state (running, renewing, stopping…) and the driver's capacity. Fed by the driver's `inspect`
-// option like the XState inspector; listeners get the changes coalesced, so a page costs one
-// message per interval however many actors moved.
+// state (running, renewing, stopping…) and the driver's capacity. Listeners get the changes
+// coalesced, so a page costs one message per interval however many actors moved. With `watch`, it
+// observes the driver's actor system only while a page listens: XState builds inspection events
+// only for attached observers, so with no page open the job path pays nothing for the dashboard.
 
-import type { InspectionEvent } from 'xstate';
+import type { AnyActorRef, InspectionEvent, Subscription } from 'xstate';
 
 /** One live job actor, as the dashboard draws it. No lease token: it is a credential of the holder. */
 export interface ActorView {
@@ -49,9 +50,17 @@ export class ActorObserver {
   #driverChanged = false;
   #timer: NodeJS.Timeout | undefined;
   readonly #coalesceMs: number;
+  #driverActor: AnyActorRef | undefined;
+  #attached: Subscription | undefined;
 
   constructor(options: ActorObserverOptions = {}) {
     this.#coalesceMs = options.coalesceMs ?? 100;
+  }
+
+  /** Observes this driver (and its job actors) from the first listener to the last. */
+  watch(driver: AnyActorRef): void {
+    this.#driverActor = driver;
+    if (this.#listeners.size > 0) this.#attach();
   }
 
   /** Give to createDriver (combined with other observers): it sees the driver and every job actor. */
@@ -72,9 +81,32 @@ export class ActorObserver {
   /** Hears every change from now on. Returns its removal. */
   subscribe(listener: ActorListener): () => void {
     this.#listeners.add(listener);
+    if (this.#listeners.size === 1) this.#attach();
     return () => {
       this.#listeners.delete(listener);
+      if (this.#listeners.size === 0) this.#detach();
     };
+  }
+
+  /** Starts from what the driver and its job actors are now, then follows their transitions. */
+  #attach(): void {
+    const driver = this.#driverActor;
+    if (driver === undefined || this.#attached !== undefined) return;
+    this.#attached = driver.system.inspect(this.inspect);
+    const snapshot = driver.getSnapshot() as { children?: Record<string, AnyActorRef | undefined> };
+    for (const [key, child] of Object.entries(snapshot.children ?? {})) {
+      if (key.startsWith(JOB_ID_PREFIX) && child) this.#jobSnapshot(child.sessionId, child.getSnapshot());
+    }
+    this.#driverSnapshot(snapshot);
+  }
+
+  /** Nobody listens: stop observing, and forget what would go stale meanwhile. */
+  #detach(): void {
+    if (this.#attached === undefined) return;
+    this.#attached.unsubscribe();
+    this.#attached = undefined;
+    this.#actors.clear();
+    this.#driver = undefined;
   }
 
   /** Stops the pending delivery; listeners hear nothing more. */

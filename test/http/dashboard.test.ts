@@ -130,6 +130,55 @@ describe('dashboard routes', () => {
     expect(scopes).toEqual([undefined, undefined]);
   });
 
+  it('observes the driver only while a page listens, starting from the actors already running', async () => {
+    const actors = new ActorObserver({ coalesceMs: 20 });
+    const { url, store } = await server({ actors });
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const cpu = new CpuPool({ maxThreads: 1 });
+    cleanups.push(() => cpu.close());
+    const driver = createDriver(
+      {
+        store,
+        handlers: new HandlerRegistry([
+          {
+            action: 'hold',
+            run: async () => {
+              await released;
+              return { message: 'held' };
+            },
+          },
+        ]),
+        cpu,
+        log: silentLog,
+        owner: 'w1',
+      },
+      { concurrency: 2, leaseMs: 3_000, jobTimeoutMs: 10_000, jobIntervalMs: 200, abortGraceMs: 500 },
+    );
+    actors.watch(driver.actor);
+    cleanups.push(() => driver.drain());
+    cleanups.push(async () => release());
+    driver.actor.start();
+    const job = await store.enqueue({ namespace: 'team-b', name: 'early', action: 'hold' });
+    await until(
+      async () => (await store.get(job.uid))?.status.state === 'working',
+      'the job running',
+      10_000,
+    );
+    // Nobody listens: the observer is not fed (the actor system has no observer to build events for).
+    expect(actors.current()).toEqual({ actors: [], driver: undefined });
+
+    const stream = await openEvents(`${url}/ui/api/actors/stream`, bearer);
+    await until(() => stream.events.length > 0, 'the first event');
+    expect(stream.events[0]?.event).toBe('snapshot');
+    const first = stream.events[0]?.data.actors.find((a) => a.uid === job.uid);
+    expect(first?.states).toContain('job.active');
+    expect(stream.events[0]?.data.driver).toMatchObject({ inFlight: 1, capacity: 2 });
+    stream.abort();
+    await until(() => actors.current().driver === undefined, 'forgotten once the last page left', 5_000);
+    release();
+  });
+
   it('streams the job actors and the driver capacity, asking for every namespace', async () => {
     const scopes: (string | undefined)[] = [];
     const actors = new ActorObserver({ coalesceMs: 20 });
@@ -157,10 +206,10 @@ describe('dashboard routes', () => {
         cpu,
         log: silentLog,
         owner: 'w0',
-        inspect: actors.inspect,
       },
       { concurrency: 3, leaseMs: 3_000, jobTimeoutMs: 10_000, jobIntervalMs: 200, abortGraceMs: 500 },
     );
+    actors.watch(driver.actor);
     cleanups.push(() => driver.drain());
     cleanups.push(async () => release());
     driver.actor.start();
