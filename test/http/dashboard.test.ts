@@ -8,7 +8,7 @@ import { CpuPool } from '../../src/runtime/cpuPool.ts';
 import { createDriver } from '../../src/runtime/driver.ts';
 import { HandlerRegistry } from '../../src/runtime/handlerRegistry.ts';
 import { createTestPostgresStore } from '../support/postgres.ts';
-import { call, type RunningServer, silentLog, startServer, until } from './support.ts';
+import { call, openStream, type RunningServer, silentLog, startServer, until } from './support.ts';
 
 const TOKEN = 'test-token';
 
@@ -29,34 +29,16 @@ interface ServerSentEvent {
   data: { actors: { uid: string; states: string[] }[]; removed?: string[]; driver?: unknown };
 }
 
-/** Reads a server-sent-events stream into a list until aborted or ended. */
-async function openEvents(url: string, headers: Record<string, string>) {
-  const controller = new AbortController();
-  const response = await fetch(url, { headers, signal: controller.signal });
-  const events: ServerSentEvent[] = [];
-  const reader = response.body?.getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
-  const ended = (async () => {
-    if (!reader) return;
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buffer += decoder.decode(value, { stream: true });
-        for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const event = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (event && data) events.push({ event, data: JSON.parse(data) as ServerSentEvent['data'] });
-        }
-      }
-    } catch {
-      // aborted
-    }
-  })();
-  return { response, events, ended, abort: () => controller.abort() };
+/** The dashboard's server-sent events: `event: <name>` and `data: <json>` blocks. */
+function openEvents(url: string, headers: Record<string, string>) {
+  return openStream<ServerSentEvent>(url, headers, {
+    separator: '\n\n',
+    parse: (block) => {
+      const event = /^event: (.*)$/m.exec(block)?.[1];
+      const data = /^data: (.*)$/m.exec(block)?.[1];
+      return event && data ? { event, data: JSON.parse(data) as ServerSentEvent['data'] } : undefined;
+    },
+  });
 }
 
 describe('dashboard routes', () => {

@@ -85,10 +85,19 @@ export interface OpenWatch {
   abort(): void;
 }
 
-export async function openWatch(url: string, headers: Record<string, string> = {}): Promise<OpenWatch> {
+/**
+ * Reads a streamed response into `events` until the server ends it or `abort()`: the body is cut
+ * at `separator` and each block parsed (undefined: skipped). Both the watch (one JSON object per
+ * line) and the dashboard's server-sent events read through it.
+ */
+export async function openStream<T>(
+  url: string,
+  headers: Record<string, string>,
+  framing: { separator: string; parse(block: string): T | undefined },
+) {
   const controller = new AbortController();
   const response = await fetch(url, { signal: controller.signal, headers });
-  const events: WatchEventBody[] = [];
+  const events: T[] = [];
   const reader = response.body?.getReader();
   const decoder = new TextDecoder();
   let buffer = '';
@@ -99,22 +108,25 @@ export async function openWatch(url: string, headers: Record<string, string> = {
         const { value, done } = await reader.read();
         if (done) return;
         buffer += decoder.decode(value, { stream: true });
-        for (let newline = buffer.indexOf('\n'); newline >= 0; newline = buffer.indexOf('\n')) {
-          events.push(JSON.parse(buffer.slice(0, newline)) as WatchEventBody);
-          buffer = buffer.slice(newline + 1);
+        for (let end = buffer.indexOf(framing.separator); end >= 0; end = buffer.indexOf(framing.separator)) {
+          const event = framing.parse(buffer.slice(0, end));
+          buffer = buffer.slice(end + framing.separator.length);
+          if (event !== undefined) events.push(event);
         }
       }
     } catch {
       // aborted by the client
     }
   })();
-  return {
-    status: response.status,
-    contentType: response.headers.get('content-type'),
-    events,
-    ended,
-    abort: () => controller.abort(),
-  };
+  return { response, events, ended, abort: () => controller.abort() };
+}
+
+export async function openWatch(url: string, headers: Record<string, string> = {}): Promise<OpenWatch> {
+  const { response, events, ended, abort } = await openStream(url, headers, {
+    separator: '\n',
+    parse: (line) => JSON.parse(line) as WatchEventBody,
+  });
+  return { status: response.status, contentType: response.headers.get('content-type'), events, ended, abort };
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
