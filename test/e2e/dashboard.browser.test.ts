@@ -3,7 +3,6 @@
 // go from queued to running on their statechart to history; a failing job shows its error as
 // text. Screenshots go to test-results/ (gitignored) for a human to look at.
 
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -12,8 +11,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, until } from '../http/support.ts';
+import { call } from '../http/support.ts';
 import { createTestPostgresStore, type PostgresHarness } from '../support/postgres.ts';
+import { type ServeProcess, startServe } from '../support/serveProcess.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const CHROMIUM = process.env.LEASEHOLD_CHROMIUM ?? '/usr/bin/chromium';
@@ -25,26 +25,11 @@ const browserMissing = existsSync(CHROMIUM)
   : `no browser at ${CHROMIUM} (install Debian's chromium, as .ci/run does, or set LEASEHOLD_CHROMIUM)`;
 if (browserMissing) console.warn(`skipping the dashboard browser test: ${browserMissing}`);
 
-/** The address a daemon listening on port 0 logged, from its JSON log lines. */
-function listeningUrl(output: string): string | undefined {
-  for (const line of output.split('\n')) {
-    if (!line.includes('http API listening')) continue;
-    try {
-      const url = (JSON.parse(line) as { url?: unknown }).url;
-      if (typeof url === 'string') return url;
-    } catch {
-      // not a JSON line
-    }
-  }
-  return undefined;
-}
-
 describe.skipIf(browserMissing !== undefined)('dashboard in Chromium', () => {
   let h: PostgresHarness;
   let dataDir: string;
   let profileDir: string;
-  let daemon: ChildProcess;
-  let output = '';
+  let serve: ServeProcess;
   let url: string;
   let token: string;
   let context: BrowserContext;
@@ -67,44 +52,28 @@ describe.skipIf(browserMissing !== undefined)('dashboard in Chromium', () => {
     h = await createTestPostgresStore();
     dataDir = await mkdtemp(join(tmpdir(), 'leasehold-ui-'));
     profileDir = await mkdtemp(join(tmpdir(), 'leasehold-chromium-'));
-    daemon = spawn(
-      process.execPath,
-      [
-        'bin/leasehold.js',
-        'serve',
-        '--database-url',
-        h.url,
-        '--schema',
-        h.schema,
-        '--data-dir',
-        dataDir,
-        '--listen',
-        '127.0.0.1:0',
-        '--admin-token',
-        ADMIN_TOKEN,
-        '--handlers',
-        'test/e2e/fixtures/countingHandler.ts',
-        // One at a time, so that the second job is seen queued while the first runs.
-        '--concurrency',
-        '1',
-        '--job-interval',
-        '1s',
-        '--lease-duration',
-        '3s',
-      ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    daemon.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    daemon.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    await until(
-      () => {
-        if (daemon.exitCode !== null) throw new Error(`serve exited:\n${output}`);
-        return listeningUrl(output) !== undefined;
-      },
-      '"http API listening" in the log',
-      60_000,
-    );
-    url = listeningUrl(output) as string;
+    serve = await startServe([
+      '--database-url',
+      h.url,
+      '--schema',
+      h.schema,
+      '--data-dir',
+      dataDir,
+      '--listen',
+      '127.0.0.1:0',
+      '--admin-token',
+      ADMIN_TOKEN,
+      '--handlers',
+      'test/e2e/fixtures/countingHandler.ts',
+      // One at a time, so that the second job is seen queued while the first runs.
+      '--concurrency',
+      '1',
+      '--job-interval',
+      '1s',
+      '--lease-duration',
+      '3s',
+    ]);
+    url = serve.url;
     const minted = await call(`${url}/sign/access-token`, {
       method: 'POST',
       headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
@@ -133,10 +102,10 @@ describe.skipIf(browserMissing !== undefined)('dashboard in Chromium', () => {
 
   afterAll(async () => {
     await context?.close();
-    if (daemon && daemon.exitCode === null) {
-      daemon.kill('SIGTERM');
-      await Promise.race([once(daemon, 'exit'), new Promise((resolve) => setTimeout(resolve, 15_000))]);
-      if (daemon.exitCode === null) daemon.kill('SIGKILL');
+    if (serve && serve.child.exitCode === null) {
+      serve.child.kill('SIGTERM');
+      await Promise.race([once(serve.child, 'exit'), new Promise((resolve) => setTimeout(resolve, 15_000))]);
+      if (serve.child.exitCode === null) serve.child.kill('SIGKILL');
     }
     await h?.dispose();
     if (dataDir) await rm(dataDir, { recursive: true, force: true });

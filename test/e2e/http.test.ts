@@ -1,7 +1,7 @@
 // The seed's walk-through against a real `leasehold serve`: POST a job to a repository, watch it
 // run to success, find it in historic jobs, check health; then drain on SIGTERM.
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,28 +10,14 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API, call, mintAccessToken, openWatch, until } from '../http/support.ts';
 import { createTestPostgresStore, type PostgresHarness } from '../support/postgres.ts';
+import { type ServeProcess, startServe } from '../support/serveProcess.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const ADMIN_TOKEN = 'e2e-admin-token-0123456789';
 
-/** The address a daemon listening on port 0 logged, from its JSON log lines. */
-function listeningUrl(output: string): string | undefined {
-  for (const line of output.split('\n')) {
-    if (!line.includes('http API listening')) continue;
-    try {
-      const url = (JSON.parse(line) as { url?: unknown }).url;
-      if (typeof url === 'string') return url;
-    } catch {
-      // not a JSON line
-    }
-  }
-  return undefined;
-}
-
 describe('leasehold serve: the HTTP API walk-through', () => {
   let h: PostgresHarness;
-  let daemon: ChildProcess;
-  let output = '';
+  let serve: ServeProcess;
   let url: string;
   let dataDir: string;
   /** X-Access-Token for namespace default, minted at the daemon's exchange. */
@@ -41,46 +27,30 @@ describe('leasehold serve: the HTTP API walk-through', () => {
     h = await createTestPostgresStore();
     // The access-token signing key is generated here, not in the user's data directory.
     dataDir = await mkdtemp(join(tmpdir(), 'leasehold-e2e-http-'));
-    daemon = spawn(
-      process.execPath,
-      [
-        'bin/leasehold.js',
-        'serve',
-        '--database-url',
-        h.url,
-        '--schema',
-        h.schema,
-        '--listen',
-        '127.0.0.1:0',
-        '--job-interval',
-        '1s',
-        '--lease-duration',
-        '3s',
-        '--data-dir',
-        dataDir,
-        '--admin-token',
-        ADMIN_TOKEN,
-        '--permitted-provisioning-paths',
-        dataDir,
-      ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    daemon.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    daemon.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    await until(
-      () => {
-        if (daemon.exitCode !== null) throw new Error(`serve exited:\n${output}`);
-        return listeningUrl(output) !== undefined;
-      },
-      '"http API listening" in the log',
-      60_000,
-    );
-    url = listeningUrl(output) as string;
+    serve = await startServe([
+      '--database-url',
+      h.url,
+      '--schema',
+      h.schema,
+      '--listen',
+      '127.0.0.1:0',
+      '--job-interval',
+      '1s',
+      '--lease-duration',
+      '3s',
+      '--data-dir',
+      dataDir,
+      '--admin-token',
+      ADMIN_TOKEN,
+      '--permitted-provisioning-paths',
+      dataDir,
+    ]);
+    url = serve.url;
     auth = { 'x-access-token': `Bearer ${await mintAccessToken(url, ADMIN_TOKEN, 'default')}` };
   });
 
   afterAll(async () => {
-    if (daemon.exitCode === null) daemon.kill('SIGKILL');
+    if (serve && serve.child.exitCode === null) serve.child.kill('SIGKILL');
     await h?.dispose();
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
@@ -214,9 +184,9 @@ describe('leasehold serve: the HTTP API walk-through', () => {
   });
 
   it('drains on SIGTERM: the API closes first, then the daemon exits 0', async () => {
-    daemon.kill('SIGTERM');
-    const [code] = await once(daemon, 'exit');
-    expect(code, output).toBe(0);
+    serve.child.kill('SIGTERM');
+    const [code] = await once(serve.child, 'exit');
+    expect(code, serve.output()).toBe(0);
     await expect(fetch(`${url}/healthz`)).rejects.toThrow();
   });
 
@@ -235,14 +205,13 @@ describe('leasehold serve: the HTTP API walk-through', () => {
 
 describe("leasehold serve: the seed's pull walk-through, pruned by --history-expiration", () => {
   let h: PostgresHarness;
-  let daemon: ChildProcess;
-  let output = '';
+  let serve: ServeProcess;
   let dir: string;
 
   afterAll(async () => {
-    if (daemon && daemon.exitCode === null) {
-      daemon.kill('SIGTERM');
-      await once(daemon, 'exit');
+    if (serve && serve.child.exitCode === null) {
+      serve.child.kill('SIGTERM');
+      await once(serve.child, 'exit');
     }
     await h?.dispose();
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -266,39 +235,23 @@ describe("leasehold serve: the seed's pull walk-through, pruned by --history-exp
     );
     // 4 s of history: the pruner then runs every 2 s (half the expiration, at least 1 s).
     const expirationMs = 4_000;
-    daemon = spawn(
-      process.execPath,
-      [
-        'bin/leasehold.js',
-        'serve',
-        '--database-url',
-        h.url,
-        '--schema',
-        h.schema,
-        '--listen',
-        '127.0.0.1:0',
-        '--data-dir',
-        join(dir, 'data'),
-        '--admin-token',
-        ADMIN_TOKEN,
-        '--history-expiration',
-        '4s',
-        '--permitted-provisioning-paths',
-        dir,
-      ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    daemon.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    daemon.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    await until(
-      () => {
-        if (daemon.exitCode !== null) throw new Error(`serve exited:\n${output}`);
-        return listeningUrl(output) !== undefined;
-      },
-      '"http API listening" in the log',
-      60_000,
-    );
-    const url = listeningUrl(output) as string;
+    serve = await startServe([
+      '--database-url',
+      h.url,
+      '--schema',
+      h.schema,
+      '--listen',
+      '127.0.0.1:0',
+      '--data-dir',
+      join(dir, 'data'),
+      '--admin-token',
+      ADMIN_TOKEN,
+      '--history-expiration',
+      '4s',
+      '--permitted-provisioning-paths',
+      dir,
+    ]);
+    const url = serve.url;
     // The seed's body: namespace "*".
     const auth = { 'x-access-token': `Bearer ${await mintAccessToken(url, ADMIN_TOKEN, '*')}` };
     const ns = `${url}${API}/namespaces/default`;
@@ -355,6 +308,6 @@ describe("leasehold serve: the seed's pull walk-through, pruned by --history-exp
     );
     // Not before its time: the row outlived the expiration.
     expect(Date.now() - finished).toBeGreaterThanOrEqual(expirationMs);
-    expect(output).toContain('pruned job history');
+    expect(serve.output()).toContain('pruned job history');
   });
 });
