@@ -76,6 +76,10 @@ export const batchRunMachine = setup({
     countSkippedTick: assign({ skippedTicks: ({ context }) => context.skippedTicks + 1 }),
     markStartupFired: assign({ startupFired: true }),
     forgetExecution: assign({ executionId: null }),
+    /** The execution a resume or a start found (the actor's output) is the one run from now on. */
+    assignExecution: assign({
+      executionId: ({ event }) => (event as unknown as { output: string | null }).output,
+    }),
     /** Told by the runtime (a log line); pure here. */
     reportFailure: (_, _params: { step: string; error: unknown }) => {},
   },
@@ -112,11 +116,7 @@ export const batchRunMachine = setup({
           invoke: {
             src: 'resumeExecution',
             onDone: [
-              {
-                guard: 'hasExecution',
-                target: 'running',
-                actions: assign({ executionId: ({ event }) => event.output }),
-              },
+              { guard: 'hasExecution', target: 'running', actions: 'assignExecution' },
               { target: 'idle' },
             ],
             onError: {
@@ -134,7 +134,7 @@ export const batchRunMachine = setup({
         idle: {
           always: { guard: 'isStartupDue', target: 'awaitingStartup' },
           on: {
-            'cron.tick': { target: 'starting', actions: assign({ executionId: null }) },
+            'cron.tick': 'starting',
           },
         },
         awaitingStartup: {
@@ -149,11 +149,7 @@ export const batchRunMachine = setup({
             // has no tick, and the actor names it by the clock.
             input: ({ event }) => ({ at: event.type === 'cron.tick' ? event.at : null }),
             onDone: [
-              {
-                guard: 'hasExecution',
-                target: 'running',
-                actions: assign({ executionId: ({ event }) => event.output }),
-              },
+              { guard: 'hasExecution', target: 'running', actions: 'assignExecution' },
               { target: 'idle' },
             ],
             onError: {
