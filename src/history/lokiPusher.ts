@@ -84,9 +84,14 @@ export class LokiPusher {
   }
 
   async #run(): Promise<void> {
+    let prepared = false;
     while (this.#running) {
       let waitMs = this.#options.pollIntervalMs;
       try {
+        if (!prepared) {
+          await this.#options.outbox.prepare();
+          prepared = true;
+        }
         const taken = await this.#options.outbox.drain(this.#options.batchSize, (entries) =>
           this.#deliver(entries),
         );

@@ -23,6 +23,11 @@ export interface DeliveryOutcome {
 
 export interface HistoryOutbox {
   /**
+   * Makes what a pusher's reads need (postgres: the index over pending rows), once per database.
+   * Only a configured sink calls it, so a daemon without one pays nothing per completion.
+   */
+  prepare(): Promise<void>;
+  /**
    * Hands up to `limit` pending rows, oldest first, to `deliver`, holding them locked so that other
    * pushers (other replicas) skip them meanwhile; then marks each pushed or rejected as the outcome says. When `deliver`
    * throws, nothing is marked and the rows stay pending. Returns how many rows were handed out.

@@ -76,6 +76,14 @@ function startPusher(
   return pusher;
 }
 
+/** The index over rows not pushed yet: made by a running sink only. */
+async function unpushedIndexExists(): Promise<boolean> {
+  const { rows } = await h.pool.query('SELECT to_regclass($1) IS NOT NULL AS found', [
+    `"${h.schema}".history_unpushed_idx`,
+  ]);
+  return rows[0].found as boolean;
+}
+
 async function historyCount(): Promise<number> {
   const result = await h.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${h.schema}".history`);
   return result.rows[0]?.n ?? -1;
@@ -107,6 +115,8 @@ describe('Loki sink: pushing', () => {
     expect(entry?.ts).toBe(entryTimestampNs(await finishedAtUs(job.uid), job.uid));
     expect(BigInt(entry?.ts ?? 0) / 1_000_000n).toBe(BigInt(job.finishedAt));
     expect(await h.store.historyOutbox().pending()).toBe(0);
+    // The pusher made the index over pending rows; a daemon without a sink never has it.
+    expect(await unpushedIndexExists()).toBe(true);
   });
 
   it('labels the repository from the API label when the job has no repository field, and omits it when neither', async () => {
@@ -257,6 +267,8 @@ describe('retention', () => {
     expect(await h.store.getHistory(recent.uid)).not.toBeNull();
     expect(await h.store.getHistory(old.uid)).toBeNull();
     expect(loki.pushes).toHaveLength(0);
+    // No sink, no index over pending rows: completions pay nothing for Loki.
+    expect(await unpushedIndexExists()).toBe(false);
   });
 });
 

@@ -13,6 +13,30 @@ const PENDING = 'pushed_at IS NULL AND push_error IS NULL';
 export function createHistoryOutbox(context: StoreContext): HistoryOutbox {
   const { pool, tables } = context;
   return {
+    async prepare() {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        // Replicas starting together queue behind the lock instead of racing to create the index.
+        // Built once, when a sink first starts: a table-long build that holds up completions then.
+        await client.query('BEGIN');
+        await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
+          `leasehold:history-outbox:${context.schema}`,
+        ]);
+        await client.query(
+          `CREATE INDEX IF NOT EXISTS history_unpushed_idx ON ${tables.history} (finished_at, uid) WHERE ${PENDING}`,
+        );
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch((rollbackErr: Error) => {
+          broken = rollbackErr;
+        });
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    },
+
     async drain(limit, deliver) {
       const client = await pool.connect();
       let broken: Error | undefined;

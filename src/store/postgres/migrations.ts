@@ -180,6 +180,14 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
         callback_key bytea NOT NULL
       );`,
   },
+  {
+    id: 7,
+    name: 'the Loki outbox index only where a sink runs',
+    // Migration 5's index over pending history rows covered every row of a daemon without Loki
+    // (nothing marks them pushed): an index insert on every completion for nothing, and an index as
+    // large as the history. The Loki pusher creates it when it starts (HistoryOutbox.prepare).
+    sql: ({ schema }) => `DROP INDEX IF EXISTS "${schema}".history_unpushed_idx;`,
+  },
 ]);
 
 /** Applies the migrations this schema lacks. Returns the ids applied by this call. */
