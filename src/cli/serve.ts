@@ -9,6 +9,7 @@ import { loadServerTls } from '../auth/serverTls.ts';
 import { ValidationError } from '../errors.ts';
 import { startHistorySink } from '../history/historySink.ts';
 import { databaseCheck, driverCheck } from '../http/healthRoutes.ts';
+import { isLoopbackAddress } from '../http/localRequest.ts';
 import { createHttpServer, type HttpServer } from '../http/server.ts';
 import { ActorObserver } from '../inspect/actorObserver.ts';
 import { type InspectorSettings, startInspector } from '../inspect/inspector.ts';
@@ -234,7 +235,7 @@ async function listen(
   options: Parameters<typeof createHttpServer>[0],
 ): Promise<HttpServer> {
   const { host, port } = settings.listen;
-  const http = await createHttpServer({ ...options, localOnly: isLoopback(host) });
+  const http = await createHttpServer({ ...options, localOnly: isLoopbackAddress(host) });
   let url: string;
   try {
     url = await http.listen({ host, port });
@@ -249,15 +250,11 @@ async function listen(
     );
   }
   log.info({ url, mutualTls: options.https?.requestCert ?? false }, 'http API listening');
-  if (!isLoopback(host) && !options.https) {
+  if (!isLoopbackAddress(host) && !options.https) {
     log.warn(
       { url },
       'the API is served over plain HTTP on a non-loopback address: admin and access tokens cross the network readable by anyone on the path; give --tls-cert-file and --tls-key-file, or put a TLS-terminating proxy in front',
     );
   }
   return http;
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.') || host.startsWith('::ffff:127.');
 }

@@ -12,6 +12,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ValidationError } from '../errors.ts';
 import { startHistoryPruner } from '../history/historyPruner.ts';
 import { driverCheck, type ReadinessCheck } from '../http/healthRoutes.ts';
+import { isLoopbackAddress } from '../http/localRequest.ts';
 import { createMonitoringServer } from '../http/monitoringServer.ts';
 import { type InspectorSettings, startInspector } from '../inspect/inspector.ts';
 import { CpuPool } from '../runtime/cpuPool.ts';
@@ -61,7 +62,7 @@ export async function serveRemote(
     );
   }
   for (const url of [serverUrl, tokenExchangeUrl]) {
-    if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+    if (url.protocol === 'http:' && !isLoopbackAddress(url.hostname)) {
       log.warn({ url: url.origin }, 'plain HTTP to a non-loopback host: tokens cross the network readable');
     }
   }
@@ -183,8 +184,4 @@ export async function serveRemote(
     'leasehold serving (remote controller mode)',
   );
   return stopped;
-}
-
-function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '[::1]' || host.startsWith('127.');
 }

@@ -2,6 +2,12 @@
 // web pages through DNS rebinding (a page's own name resolving to 127.0.0.1); their Host and
 // Origin headers give them away. Used by the API and the inspector alike.
 
+/** A host (a name, IPv4, IPv6 with or without brackets) that only this machine reaches. */
+export function isLoopbackAddress(host: string): boolean {
+  const name = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  return name === 'localhost' || name === '::1' || name.startsWith('127.') || name.startsWith('::ffff:127.');
+}
+
 /** 127.0.0.1, localhost or [::1] on any port (an ssh tunnel may change the port, never the name). */
 export function isLocalHost(host: string | undefined): boolean {
   if (host === undefined) return false;

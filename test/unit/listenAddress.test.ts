@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseListenAddress, serveSettings } from '../../src/cli/settings.ts';
 import { ValidationError } from '../../src/errors.ts';
+import { isLoopbackAddress } from '../../src/http/localRequest.ts';
 
 describe('--listen', () => {
   it('parses host:port, [ipv6]:port and :port (every interface)', () => {
@@ -29,4 +30,19 @@ describe('--listen', () => {
       0,
     );
   });
+});
+
+describe('loopback addresses (the API on loopback refuses foreign hosts; remote mode warns on plain HTTP elsewhere)', () => {
+  it.each(['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1'])(
+    '%s is loopback',
+    (host) => {
+      expect(isLoopbackAddress(host)).toBe(true);
+    },
+  );
+  it.each(['0.0.0.0', '::', '10.0.0.1', 'example.com', 'localhost.example.com', '[::2]'])(
+    '%s is not',
+    (host) => {
+      expect(isLoopbackAddress(host)).toBe(false);
+    },
+  );
 });
