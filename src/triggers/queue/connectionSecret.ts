@@ -3,9 +3,9 @@
 // password is never part of a Job, a run's spec in the store, or the API server's Job objects.
 
 import type { CoreV1Api, V1Secret } from '@kubernetes/client-node';
+import { apiStatus } from '../../kube/kubeStatus.ts';
 import type { PgBossConnection } from './pgBossConnection.ts';
 import { dnsPart, LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY } from './queueJobLabels.ts';
-import { apiStatus } from './queueKube.ts';
 
 export type ConnectionSecretKey = 'host' | 'port' | 'user' | 'password' | 'database' | 'schema';
 
