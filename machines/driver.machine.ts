@@ -7,9 +7,10 @@
 // It claims when told jobs exist (a notification), on every tick (`jobInterval`: progress even
 // when notifications are lost), and when a job actor finishes while work may remain.
 
-import { assign, enqueueActions, fromCallback, fromPromise, setup, stopChild } from 'xstate';
+import { assign, enqueueActions, fromCallback, fromPromise, sendTo, setup } from 'xstate';
 import { jobMachine } from './job.machine.ts';
-import type { JobLease, JobMachineOutput, JobRef } from './job.types.ts';
+import type { JobLease, JobMachineInput, JobMachineOutput, JobRef } from './job.types.ts';
+import { type JobActorSpec, jobPool } from './jobPool.ts';
 
 export interface ClaimedJobRef {
   job: JobRef;
@@ -57,7 +58,8 @@ export const driverMachine = setup({
     input: {} as DriverMachineInput,
   },
   actors: {
-    job: jobMachine,
+    /** Runs the job actors (machines/jobPool.ts); the runtime gives it the job machine with its actors. */
+    jobPool: jobPool(jobMachine),
     /** Start-up work before claiming: sweep exhausted jobs, check the store. */
     prepare: fromPromise<void>(async () => notProvided('prepare')),
     /** Sends `jobs.available` whenever a job is created (LISTEN/NOTIFY or a watch stream). */
@@ -74,8 +76,8 @@ export const driverMachine = setup({
   actions: {
     spawnJobActors: enqueueActions(({ context, event, enqueue }) => {
       const claimed = (event as unknown as { output: ClaimedJobRef[] }).output;
-      for (const { job, lease } of claimed) {
-        enqueue.spawnChild('job', {
+      const jobs = claimed.map(
+        ({ job, lease }): JobActorSpec<JobMachineInput> => ({
           // `job.…` so that `xstate.done.actor.job.*` matches every job actor and nothing else. The
           // lease token makes the id unique per claim: an actor still stopping after its lease ran
           // out must not collide with the actor of the same job claimed again.
@@ -89,8 +91,9 @@ export const driverMachine = setup({
             timeoutMs: context.jobTimeoutMs,
             abortGraceMs: context.abortGraceMs,
           },
-        });
-      }
+        }),
+      );
+      if (jobs.length > 0) enqueue.sendTo('jobs', { type: 'jobs.start', jobs });
       enqueue.assign({
         inFlight: context.inFlight + claimed.length,
         // A claim that got all it asked for may have left more behind (compare with what it asked
@@ -106,17 +109,11 @@ export const driverMachine = setup({
       claimLimit: ({ context }) => context.capacity - context.inFlight,
     }),
     countJobFinished: assign({ inFlight: ({ context }) => Math.max(0, context.inFlight - 1) }),
-    /** A finished child stays in the snapshot until stopped: without this a daemon keeps every actor it ever ran. */
-    removeJobActor: stopChild(({ event }) => event.type.replace(/^xstate\.(done|error)\.actor\./, '')),
     countClaimFailure: assign({
       claimFailures: ({ context }) => context.claimFailures + 1,
       mayHaveWork: true,
     }),
-    drainJobActors: enqueueActions(({ self, enqueue }) => {
-      for (const child of Object.values(self.getSnapshot().children)) {
-        if (child?.id.startsWith('job.')) enqueue.sendTo(child, { type: 'driver.drain' });
-      }
-    }),
+    drainJobActors: sendTo('jobs', { type: 'jobs.drain' }),
     /** Hooks for logs and metrics; the runtime provides them. */
     reportJobFinished: () => {},
     reportClaimFailure: () => {},
@@ -131,6 +128,8 @@ export const driverMachine = setup({
 }).createMachine({
   id: 'driver',
   context: ({ input }) => ({ ...input, inFlight: 0, mayHaveWork: true, claimFailures: 0, claimLimit: 0 }),
+  // The pool lives as long as the driver, through `draining`, and stops what is left when it stops.
+  invoke: { id: 'jobs', src: 'jobPool' },
   initial: 'starting',
   states: {
     starting: {
@@ -145,9 +144,9 @@ export const driverMachine = setup({
       invoke: { src: 'listenForJobs' },
       initial: 'idle',
       on: {
-        'xstate.done.actor.job.*': { actions: ['countJobFinished', 'reportJobFinished', 'removeJobActor'] },
+        'xstate.done.actor.job.*': { actions: ['countJobFinished', 'reportJobFinished'] },
         'xstate.error.actor.job.*': {
-          actions: ['countJobFinished', 'reportJobActorFailure', 'removeJobActor'],
+          actions: ['countJobFinished', 'reportJobActorFailure'],
         },
         'driver.drain': 'draining',
       },
@@ -185,9 +184,9 @@ export const driverMachine = setup({
       entry: 'drainJobActors',
       always: { guard: 'isIdleAfterDrain', target: 'stopped' },
       on: {
-        'xstate.done.actor.job.*': { actions: ['countJobFinished', 'reportJobFinished', 'removeJobActor'] },
+        'xstate.done.actor.job.*': { actions: ['countJobFinished', 'reportJobFinished'] },
         'xstate.error.actor.job.*': {
-          actions: ['countJobFinished', 'reportJobActorFailure', 'removeJobActor'],
+          actions: ['countJobFinished', 'reportJobActorFailure'],
         },
       },
       after: { drainTimeout: { target: 'stopped', actions: 'reportDrainTimeout' } },

@@ -8,6 +8,7 @@ import { createActor, fromCallback, fromPromise } from 'xstate';
 import { type ClaimedJobRef, driverMachine } from '../../machines/driver.machine.ts';
 import { jobMachine } from '../../machines/job.machine.ts';
 import type { RenewOutput } from '../../machines/job.types.ts';
+import { jobPool } from '../../machines/jobPool.ts';
 
 const HOUR = 3_600_000;
 /** A promise that never settles: the stubbed store never answers. */
@@ -81,7 +82,7 @@ async function measureDriverSpawn(count: number): Promise<ActorCostResult> {
   const driver = createActor(
     driverMachine.provide({
       actors: {
-        job: stubbedJob,
+        jobPool: jobPool(stubbedJob),
         prepare: fromPromise(async () => {}),
         listenForJobs: fromCallback(() => () => {}),
         claimJobs: fromPromise(async () => {

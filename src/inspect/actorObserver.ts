@@ -39,7 +39,7 @@ export interface ActorObserverOptions {
   coalesceMs?: number;
 }
 
-const JOB_ID_PREFIX = 'job.';
+const JOB_SYSTEM_ID_PREFIX = 'job:';
 
 export class ActorObserver {
   readonly #actors = new Map<string, ActorView>();
@@ -93,10 +93,11 @@ export class ActorObserver {
     const driver = this.#driverActor;
     if (driver === undefined || this.#attached !== undefined) return;
     this.#attached = driver.system.inspect(this.inspect);
-    const snapshot = driver.getSnapshot() as { children?: Record<string, AnyActorRef | undefined> };
-    for (const [key, child] of Object.entries(snapshot.children ?? {})) {
-      if (key.startsWith(JOB_ID_PREFIX) && child) this.#jobSnapshot(child.sessionId, child.getSnapshot());
+    // Job actors live in the driver's actor system under `job:<uid>:<token>` (machines/jobPool.ts).
+    for (const [systemId, actor] of Object.entries(driver.system.getAll() as Record<string, AnyActorRef>)) {
+      if (systemId.startsWith(JOB_SYSTEM_ID_PREFIX)) this.#jobSnapshot(actor.sessionId, actor.getSnapshot());
     }
+    const snapshot = driver.getSnapshot();
     this.#driverSnapshot(snapshot);
   }
 
@@ -145,26 +146,19 @@ export class ActorObserver {
   }
 
   #driverSnapshot(snapshot: unknown): void {
-    const { value, context, children, status } = snapshot as {
+    const { value, context, status } = snapshot as {
       value?: unknown;
       status?: string;
       context?: { inFlight?: unknown; capacity?: unknown };
-      children?: Record<string, { sessionId?: unknown } | undefined>;
     };
     const driver: DriverView = {
       states: status === 'done' ? ['driver', 'driver.stopped'] : activeStates('driver', value),
       inFlight: Number(context?.inFlight ?? 0),
       capacity: Number(context?.capacity ?? 0),
     };
-    // A job actor stopped by the driver (a drain that timed out) may never report an end of its
-    // own: whatever is no longer the driver's child is gone.
-    if (children) {
-      const alive = new Set<unknown>();
-      for (const [key, child] of Object.entries(children)) {
-        if (key.startsWith(JOB_ID_PREFIX)) alive.add(child?.sessionId);
-      }
-      for (const id of this.#actors.keys()) if (!alive.has(id)) this.#remove(id);
-    }
+    // A job actor the driver stopped (a drain that timed out) may never report an end of its own:
+    // once the driver is done, none is left.
+    if (status === 'done') for (const id of [...this.#actors.keys()]) this.#remove(id);
     const before = this.#driver;
     if (
       before &&

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { type Actor, createActor, fromCallback, fromPromise, type InspectionEvent, toPromise } from 'xstate';
 import { type ClaimedJobRef, driverMachine } from '../../machines/driver.machine.ts';
 import type { JobMachineOutput } from '../../machines/job.types.ts';
+import { jobPool } from '../../machines/jobPool.ts';
 import type { JobStore } from '../store/jobStore.ts';
 import { CompletionBatcher } from './completionBatcher.ts';
 import type { CpuPool } from './cpuPool.ts';
@@ -87,7 +88,7 @@ export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver
 
   const machine = driverMachine.provide({
     actors: {
-      job,
+      jobPool: jobPool(job),
       prepare: fromPromise(sweep),
       listenForJobs: fromCallback(({ sendBack }) => {
         let unsubscribe: (() => Promise<void>) | undefined;

@@ -113,10 +113,13 @@ describe('inspector', () => {
     );
     expect(claim, 'the claim reaches the driver').toBeGreaterThanOrEqual(0);
 
-    // ...then spawned the job's actor, `job.<uid>.<lease token>`, with the job machine's definition...
+    // ...then its job pool (`jobs`, the driver's child) started the job's actor,
+    // `job.<uid>.<lease token>`, with the job machine's definition...
+    const pool = actorNamed(watcher, (name) => name === 'jobs');
+    expect(pool?.parentId).toBe(driver?.sessionId);
     const actor = actorNamed(watcher, isJobActor)!;
     expect(actor.name).toMatch(new RegExp(`^job\\.${job.uid}\\.[^.]+$`));
-    expect(actor.parentId).toBe(driver?.sessionId);
+    expect(actor.parentId).toBe(pool?.sessionId);
     expect(JSON.parse(actor.definition ?? '{}')).toMatchObject({ id: 'job', initial: 'queued' });
     expect(watcher.messages.indexOf(actor)).toBeGreaterThan(claim);
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createActor, fromCallback, fromPromise, SimulatedClock } from 'xstate';
+import { type AnyActorRef, createActor, fromCallback, fromPromise, SimulatedClock } from 'xstate';
 import { type ClaimedJobRef, driverMachine } from '../../machines/driver.machine.ts';
 import { jobMachine } from '../../machines/job.machine.ts';
 import type {
@@ -12,6 +12,11 @@ import type {
   RenewOutput,
   RunHandlerInput,
 } from '../../machines/job.types.ts';
+import { jobPool } from '../../machines/jobPool.ts';
+
+/** The job actors alive in the driver's actor system, by system id. */
+const jobActorIds = (actor: AnyActorRef) =>
+  Object.keys(actor.system.getAll()).filter((id) => id.startsWith('job:'));
 
 const flush = () => new Promise((resolve) => setTimeout(resolve, 0));
 
@@ -34,7 +39,10 @@ function claimed(uid: string): ClaimedJobRef {
 }
 
 /** A driver over a fake queue of `queued` uids; handlers finish when the test says so. */
-function start(queued: string[], options: { failClaims?: number } = {}) {
+function start(
+  queued: string[],
+  options: { failClaims?: number; ignoreAbort?: boolean; input?: Partial<typeof input> } = {},
+) {
   const clock = new SimulatedClock();
   const claims: number[] = [];
   const running = new Map<string, (outcome: JobOutcome) => void>();
@@ -48,7 +56,9 @@ function start(queued: string[], options: { failClaims?: number } = {}) {
     actors: {
       runHandler: fromCallback<HandlerCommand, RunHandlerInput>(({ input, sendBack, receive }) => {
         running.set(input.job.uid, (outcome) => sendBack({ type: 'handler.done', outcome }));
-        receive(() => sendBack({ type: 'handler.failed', message: 'aborted' }));
+        receive(() => {
+          if (!options.ignoreAbort) sendBack({ type: 'handler.failed', message: 'aborted' });
+        });
       }),
       renewLease: fromPromise<RenewOutput, RenewLeaseInput>(async ({ input }) => ({
         lease: input.lease,
@@ -64,7 +74,7 @@ function start(queued: string[], options: { failClaims?: number } = {}) {
   });
   const machine = driverMachine.provide({
     actors: {
-      job,
+      jobPool: jobPool(job),
       prepare: fromPromise(async () => {}),
       listenForJobs: fromCallback(({ sendBack }) => {
         notify = () => sendBack({ type: 'jobs.available' });
@@ -83,7 +93,7 @@ function start(queued: string[], options: { failClaims?: number } = {}) {
       }),
     },
   });
-  const actor = createActor(machine, { input, clock });
+  const actor = createActor(machine, { input: { ...input, ...options.input }, clock });
   actor.start();
   const finish = (uid: string) => running.get(uid)?.({ state: 'success', message: 'ok' });
   const holdClaims = (gate: Promise<void>) => {
@@ -110,9 +120,7 @@ describe('driver machine', () => {
     expect(d.claims).toEqual([3]);
     expect([...d.running.keys()]).toEqual(['a', 'b', 'c']);
     expect(d.actor.getSnapshot().context.inFlight).toBe(3);
-    expect(Object.keys(d.actor.getSnapshot().children)).toEqual(
-      expect.arrayContaining(['job.a.t-a', 'job.b.t-b', 'job.c.t-c']),
-    );
+    expect(jobActorIds(d.actor)).toEqual(['job:a:t-a', 'job:b:t-b', 'job:c:t-c']);
   });
 
   it('claims again as slots free while work may remain', async () => {
@@ -137,7 +145,7 @@ describe('driver machine', () => {
     await flush();
     expect(d.completed).toEqual(['a', 'b', 'c', 'd']);
     expect(d.actor.getSnapshot().context.inFlight).toBe(0);
-    expect(Object.keys(d.actor.getSnapshot().children).filter((id) => id.startsWith('job.'))).toEqual([]);
+    expect(jobActorIds(d.actor)).toEqual([]);
   });
 
   it('stays idle after a short claim until notified, then claims at once', async () => {
@@ -249,5 +257,30 @@ describe('driver machine', () => {
     await flush();
     await flush();
     expect(d.claims).toEqual([3]);
+  });
+
+  it('keeps its job actors out of its own snapshot, in its actor system', async () => {
+    const d = start(['a', 'b']);
+    await flush();
+    // XState copies a machine's children on every spawn and stop: job actors are the pool's.
+    expect(Object.keys(d.actor.getSnapshot().children).filter((id) => id.startsWith('job'))).toEqual([
+      'jobs',
+    ]);
+    expect(d.actor.system.get('job:a:t-a')?.getSnapshot().status).toBe('active');
+  });
+
+  it('stops the job actors still running when its drain times out', async () => {
+    const d = start(['a'], { ignoreAbort: true, input: { drainTimeoutMs: 1_000, abortGraceMs: 60_000 } });
+    await flush();
+    const job = d.actor.system.get('job:a:t-a');
+    expect(job?.getSnapshot().status).toBe('active');
+    d.actor.send({ type: 'driver.drain' });
+    await flush();
+    expect(d.actor.getSnapshot().value).toBe('draining');
+    d.clock.increment(1_000);
+    await flush();
+    expect(d.actor.getSnapshot().value).toBe('stopped');
+    expect(job?.getSnapshot().status).toBe('stopped');
+    expect(d.released).toEqual([]);
   });
 });
