@@ -1,5 +1,5 @@
 // The store endpoints that remote drivers (`serve --provisioning-server-url`) work through: the
-// driver's half of the JobStore contract over HTTP — claim, renew, status, complete (one or many),
+// driver's half of the JobStore contract over HTTP — claim, renew and complete (one or many), status,
 // release, the exhausted-jobs sweep, history pruning and the store clock. Every write carries its
 // lease; the PostgreSQL store behind fences it exactly as for a local driver. Store errors answer
 // as Status bodies whose `details.causes[0].reason` is the leasehold error code
@@ -16,6 +16,8 @@ import {
   type NowResponse,
   type PruneHistoryRequest,
   type ReleaseRequest,
+  type RenewManyRequest,
+  type RenewManyResponse,
   type RenewRequest,
   type StatusRequest,
   StorePath,
@@ -32,6 +34,8 @@ export interface StoreRoutesOptions {
 
 /** Largest completeMany batch: the runtime's batcher sends at most 100; room for a bigger one. */
 const MAX_COMPLETIONS = 1000;
+/** Largest renewMany batch, likewise. A thousand renewals (≤ ~420 bytes each) fit the 1 MiB default body. */
+const MAX_RENEWALS = 1000;
 
 // ---- schemas: bodies are checked as sent (no coercion, unknown fields refused) ----
 
@@ -42,6 +46,8 @@ const uuid = {
 const owner = { type: 'string', minLength: 1, maxLength: 253 } as const;
 const leaseMs = { type: 'integer', minimum: 1, maximum: 86_400_000 } as const;
 const strings = { type: 'array', maxItems: 10_000, items: { type: 'string', maxLength: 65_536 } } as const;
+
+const leaseKey = { type: 'string', minLength: 1, maxLength: 253 } as const;
 
 const leaseSchema = {
   type: 'object',
@@ -94,6 +100,23 @@ const finalStatusSchema = {
   required: ['state'],
   additionalProperties: false,
   properties: { state: { type: 'string', enum: ['success', 'error', 'warning'] }, ...statusFields },
+} as const;
+
+const renewalSchema = {
+  type: 'object',
+  required: ['lease', 'leaseMs'],
+  additionalProperties: false,
+  properties: { lease: leaseSchema, leaseMs },
+} as const;
+
+// In a batch, a lease whose uid or token is not a uuid names no lease: the store fences that item
+// out (LeaseLostError) as it does any stale lease, where a schema error would fail every item.
+const batchedRenewalSchema = {
+  ...renewalSchema,
+  properties: {
+    lease: { ...leaseSchema, properties: { ...leaseSchema.properties, uid: leaseKey, token: leaseKey } },
+    leaseMs,
+  },
 } as const;
 
 const completionSchema = {
@@ -177,15 +200,37 @@ export const storeRoutes: FastifyPluginAsync<StoreRoutesOptions> = async (app, o
       schema: {
         ...route('extend a lease to now + leaseMs; 409 LEASE_LOST when the token is no longer the job’s'),
         operationId: 'storeRenew',
-        body: body('the lease and the new duration', {
-          type: 'object',
-          required: ['lease', 'leaseMs'],
-          additionalProperties: false,
-          properties: { lease: leaseSchema, leaseMs },
-        }),
+        body: body('the lease and the new duration', renewalSchema),
       },
     },
     async (request) => store.renew(request.body.lease, request.body.leaseMs),
+  );
+
+  app.post<{ Body: RenewManyRequest }, AuthorizeRouteConfig>(
+    StorePath.renewMany,
+    {
+      config,
+      schema: {
+        ...route('renew many leases in one statement; one answer per item, in order'),
+        operationId: 'storeRenewMany',
+        body: body('the renewals', {
+          type: 'object',
+          required: ['items'],
+          additionalProperties: false,
+          properties: { items: { type: 'array', maxItems: MAX_RENEWALS, items: batchedRenewalSchema } },
+        }),
+      },
+    },
+    async (request): Promise<RenewManyResponse> => {
+      const results = await store.renewMany(request.body.items);
+      return {
+        results: results.map((result) => {
+          if (!(result instanceof Error)) return { lease: result };
+          // renewMany answers per item only with LeaseLostError; anything else would have thrown.
+          return { error: storeErrorStatus(result) ?? statusFromError(result).status };
+        }),
+      };
+    },
   );
 
   app.post<{ Body: StatusRequest }, AuthorizeRouteConfig>(

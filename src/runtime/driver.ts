@@ -13,6 +13,7 @@ import type { HandlerRegistry } from './handlerRegistry.ts';
 import { createJobActorLogic } from './jobActor.ts';
 import { type JobEnd, jobEnd, noRuntimeMetrics, type RuntimeMetrics } from './metrics.ts';
 import type { ProgressThrottle } from './progressRecorder.ts';
+import { RenewalBatcher } from './renewalBatcher.ts';
 
 export interface DriverSettings {
   /** Job actors at once. */
@@ -74,11 +75,13 @@ export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver
     if (moved > 0) log.warn({ jobs: moved }, 'moved jobs that used up their attempts to history as errors');
   };
 
-  // One per driver: the job actors' completions share its statements.
+  // One each per driver: the job actors' completions share their statements, and so do their renewals.
   const completions = new CompletionBatcher(deps.store);
+  const renewals = new RenewalBatcher(deps.store);
   const job = createJobActorLogic({
     store: deps.store,
     completions,
+    renewals,
     handlers: deps.handlers,
     cpu: deps.cpu,
     log: deps.log,
@@ -188,7 +191,7 @@ export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver
       await toPromise(actor).catch(() => undefined);
       // Job actors cut off by the drain timeout may still finish later; the closed batcher writes
       // their ends at once.
-      await completions.close();
+      await Promise.all([completions.close(), renewals.close()]);
       untrackInFlight();
     },
   };

@@ -26,11 +26,14 @@ import {
   type ProgressThrottle,
   ProgressRecorder as Recorder,
 } from './progressRecorder.ts';
+import type { RenewalBatcher } from './renewalBatcher.ts';
 
 export interface JobActorDeps {
   store: JobStore;
   /** Every final write goes through it: the ends of many jobs share one statement. */
   completions: CompletionBatcher;
+  /** Every lease renewal goes through it: the renewals of many jobs share one statement. */
+  renewals: RenewalBatcher;
   handlers: HandlerRegistry;
   cpu: CpuPool;
   log: Logger;
@@ -163,7 +166,7 @@ export function createJobActorLogic(deps: JobActorDeps) {
       }),
 
       renewLease: fromPromise<RenewOutput, RenewLeaseInput>(async ({ input }) => {
-        const renewed = await deps.store.renew(input.lease, input.leaseMs);
+        const renewed = await deps.renewals.renew(input.lease, input.leaseMs);
         metrics.leaseRenewed();
         return {
           lease: {

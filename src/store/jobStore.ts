@@ -38,6 +38,12 @@ export interface Completion {
   reason?: FinishReason;
 }
 
+/** One lease to extend, as `renewMany` takes it: what `renew` takes, as a record. */
+export interface Renewal {
+  lease: Lease;
+  leaseMs: number;
+}
+
 /** What a job-created notification says. */
 export interface JobCreated {
   uid: string;
@@ -65,8 +71,21 @@ export interface JobStore {
    */
   claim(owner: string, limit: number, leaseMs: number, actions?: readonly string[]): Promise<ClaimedJob[]>;
 
-  /** Extends the lease to now + leaseMs. Throws LeaseLostError when the token is no longer the job's. */
+  /**
+   * Extends the lease to now + leaseMs (store clock). Only a live lease is extended: throws
+   * LeaseLostError when the token is no longer the job's or the lease has expired.
+   */
   renew(lease: Lease, leaseMs: number): Promise<RenewedLease>;
+
+  /**
+   * `renew` for many leases in one statement (postgres) — the runtime's renewal batcher gathers
+   * them. One result per item, in order: the renewed lease, or a LeaseLostError when that item's
+   * lease is not the job's live lease (that item changes nothing; the others are still renewed).
+   * A lease repeated in one batch is renewed once, to now + the last repeat's leaseMs, and every
+   * repeat answers with that renewed lease: renewing twice is harmless, so none is refused.
+   * Throws (and renews nothing) on an invalid item or a failed statement.
+   */
+  renewMany(items: readonly Renewal[]): Promise<(RenewedLease | LeaseLostError)[]>;
 
   /**
    * Merges `patch` into the status, conditional on resourceVersion; re-reads and re-applies on

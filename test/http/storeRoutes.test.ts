@@ -101,6 +101,36 @@ describe('store endpoints', () => {
     expect((await h.store.get(job.uid))?.status.message).not.toBe('too late');
   });
 
+  it('renew-many answers each item on its own: the renewed lease or a 409 LEASE_LOST Status', async () => {
+    const job = await h.store.enqueue({ namespace: 'team-b', name: 'renew-many', action: 'renew-many' });
+    const [claimed] = await h.store.claim('remote-y', 1, 30_000, ['renew-many']);
+    const { lease } = claimed!;
+    const answer = await call(`${server.url}${StorePath.renewMany}`, {
+      method: 'POST',
+      headers: as(all),
+      body: {
+        items: [
+          { lease: { ...lease, token: 'not-a-token' }, leaseMs: 60_000 },
+          { lease, leaseMs: 60_000 },
+        ],
+      },
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.body.results).toHaveLength(2);
+    expect(answer.body.results[0].error).toMatchObject({
+      kind: 'Status',
+      code: 409,
+      details: { uid: job.uid, causes: [{ reason: 'LEASE_LOST' }] },
+    });
+    expect(answer.body.results[1].lease).toMatchObject({
+      uid: job.uid,
+      token: lease.token,
+      cancelRequested: false,
+    });
+    expect((await h.store.get(job.uid))?.lease?.expiresAt).toBe(answer.body.results[1].lease.expiresAt);
+    await h.store.release(lease);
+  });
+
   it('refuse bodies that do not fit the schema, naming the field, and change nothing', async () => {
     const lease = {
       uid: '11111111-1111-4111-8111-111111111111',
@@ -110,6 +140,7 @@ describe('store endpoints', () => {
     };
     const cases: [string, unknown, string][] = [
       [StorePath.renew, { lease, leaseMs: 1_000 }, 'lease.token'],
+      [StorePath.renewMany, { items: [{ lease, leaseMs: 0 }] }, 'items[0].leaseMs'],
       [StorePath.claim, { owner: 'w', limit: 0, leaseMs: 1_000 }, 'limit'],
       [StorePath.claim, { owner: 'w', limit: 1, leaseMs: 1_000, extra: true }, 'extra'],
       [

@@ -129,6 +129,28 @@ describe('driver runtime', () => {
     expect((await store.getHistory(job.uid))?.attempts).toBe(1);
   });
 
+  it('renews the leases of its running jobs together, a few statements for many jobs', async () => {
+    const store = new MemoryJobStore();
+    const batches: number[] = [];
+    const renewMany = store.renewMany.bind(store);
+    store.renewMany = (items) => {
+      batches.push(items.length);
+      return renewMany(items);
+    };
+    for (let i = 0; i < 20; i++) await store.enqueue({ namespace: 'default', action: 'slow' });
+    let done = 0;
+    start(store, [{ action: 'slow', run: async () => sleep(450).then(() => void done++) }], {
+      concurrency: 20,
+    });
+    await until(() => done === 20);
+    // Every job renewed at least once (renew interval 100 ms, handlers 450 ms), in batches, not
+    // one statement per renewal.
+    const renewals = batches.reduce((a, b) => a + b, 0);
+    expect(renewals).toBeGreaterThanOrEqual(20 * 3);
+    expect(batches.length).toBeLessThan(renewals / 5);
+    expect((await store.listHistory()).items.every((j) => j.attempts === 1)).toBe(true);
+  });
+
   it('aborts the handler when its lease is lost, and writes nothing after', async () => {
     const store = new MemoryJobStore();
     const job = await store.enqueue({ namespace: 'default', action: 'slow' });

@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AlreadyExistsError, LeaseLostError, ValidationError } from '../../src/errors.ts';
 import type { ClaimedJob, FinalState, HistoricJob, Job, Lease, NewJob } from '../../src/store/job.ts';
-import type { JobCreated, JobStore } from '../../src/store/jobStore.ts';
+import type { JobCreated, JobStore, RenewedLease } from '../../src/store/jobStore.ts';
 import type { StoreHarness } from './storeHarness.ts';
 
 /** The lease most tests take. */
@@ -21,6 +21,11 @@ function newJob(overrides: Partial<NewJob> = {}): NewJob {
   return { namespace: NS, name: `job-${jobCounter}`, action: 'exec', ...overrides };
 }
 
+/** The lease a renewal answered with, as the job carries it. */
+function leaseOf({ uid, owner, token, expiresAt }: RenewedLease): Lease {
+  return { uid, owner, token, expiresAt };
+}
+
 /** The top-level sections of the suite, by their describe titles. */
 export type ContractSection =
   | 'enqueue'
@@ -28,6 +33,7 @@ export type ContractSection =
   | 'list'
   | 'claim'
   | 'renew'
+  | 'renewMany'
   | "fencing: once worker A's lease expired and worker B claimed the job, worker A"
   | 'a holder whose lease expired while nobody reclaimed the job'
   | 'updateStatus'
@@ -75,6 +81,15 @@ export function describeJobStoreContract(
       const claimed = await store.claim(owner, 1, leaseMs);
       expect(claimed.map((job) => job.uid)).toEqual([uid]);
       return claimed[0]!;
+    }
+
+    /** Enqueues `count` jobs and claims them all for `owner` (the queue must otherwise be empty). */
+    async function claimAll(count: number, owner = 'worker-a'): Promise<ClaimedJob[]> {
+      const jobs = [];
+      for (let i = 0; i < count; i++) jobs.push(await store.enqueue(newJob()));
+      const claimed = await store.claim(owner, count, LEASE_MS);
+      expect(claimed.map((job) => job.uid).sort()).toEqual(jobs.map((job) => job.uid).sort());
+      return claimed;
     }
 
     /** Enqueues, claims and completes one job (the queue must otherwise be empty). */
@@ -378,6 +393,130 @@ export function describeJobStoreContract(
       });
     });
 
+    section('renewMany', () => {
+      it('returns nothing for an empty batch', async () => {
+        expect(await store.renewMany([])).toEqual([]);
+      });
+
+      it('extends each lease to its own leaseMs from now, answering in the order given', async () => {
+        const claimed = await claimAll(3);
+        const durations = [LEASE_MS, LONGEST_LEASE_MS, 45_000];
+        const items = [...claimed].reverse().map((job, i) => ({ lease: job.lease, leaseMs: durations[i]! }));
+        const before = await store.now();
+        const results = await store.renewMany(items);
+        const after = await store.now();
+
+        expect(results).toHaveLength(3);
+        for (const [i, result] of results.entries()) {
+          const { lease, leaseMs } = items[i]!;
+          expect(result).toEqual({
+            uid: lease.uid,
+            owner: 'worker-a',
+            token: lease.token,
+            expiresAt: expect.any(Number),
+            cancelRequested: false,
+          });
+          const { expiresAt } = result as RenewedLease;
+          expect(expiresAt).toBeGreaterThanOrEqual(before + leaseMs);
+          expect(expiresAt).toBeLessThanOrEqual(after + leaseMs);
+          expect((await store.get(lease.uid))?.lease).toEqual({ ...lease, expiresAt });
+        }
+      });
+
+      it('reports a cancel request to the holder of each job that got one', async () => {
+        const [a, b, c] = await claimAll(3);
+        await store.cancel(NS, b!.name);
+        const results = await store.renewMany(
+          [a!, b!, c!].map(({ lease }) => ({ lease, leaseMs: LEASE_MS })),
+        );
+        expect(results.map((result) => (result as RenewedLease).cancelRequested)).toEqual([
+          false,
+          true,
+          false,
+        ]);
+      });
+
+      it('fences each item on its own: stolen, expired, unknown and garbage leases change nothing, the others are renewed', async () => {
+        // Priorities decide which job each claim takes.
+        const stolen = await store.enqueue(newJob({ priority: 3 }));
+        const expired = await store.enqueue(newJob({ priority: 2 }));
+        const [stale, lapsed] = await store.claim('worker-a', 2, LEASE_MS);
+        expect([stale?.uid, lapsed?.uid]).toEqual([stolen.uid, expired.uid]);
+        await harness.expireLeases();
+        const current = await claimOnly('worker-b', stolen.uid);
+        const live = await claimOnly('worker-a', (await store.enqueue(newJob({ priority: 9 }))).uid);
+        const gone = await finish(newJob({ priority: 9 }));
+        const beforeExpired = await store.get(expired.uid);
+
+        const unknown: Lease = { uid: gone.uid, owner: 'worker-a', token: live.lease.token, expiresAt: 0 };
+        const results = await store.renewMany([
+          { lease: live.lease, leaseMs: LONGEST_LEASE_MS },
+          { lease: stale!.lease, leaseMs: LONGEST_LEASE_MS },
+          { lease: lapsed!.lease, leaseMs: LONGEST_LEASE_MS },
+          { lease: unknown, leaseMs: LONGEST_LEASE_MS },
+          { lease: { ...live.lease, token: 'not-a-token' }, leaseMs: LONGEST_LEASE_MS },
+          { lease: { ...live.lease, uid: 'not-a-uid' }, leaseMs: LONGEST_LEASE_MS },
+          { lease: current.lease, leaseMs: LONGEST_LEASE_MS },
+        ]);
+
+        expect(results.map((result) => result instanceof LeaseLostError)).toEqual([
+          false,
+          true,
+          true,
+          true,
+          true,
+          true,
+          false,
+        ]);
+        expect(results.map((result) => (result as { uid: string }).uid)).toEqual([
+          live.uid,
+          stolen.uid,
+          expired.uid,
+          gone.uid,
+          live.uid,
+          'not-a-uid',
+          stolen.uid,
+        ]);
+        expect(results[0]).toMatchObject({ owner: 'worker-a', token: live.lease.token });
+        expect(results[6]).toMatchObject({ owner: 'worker-b', token: current.lease.token });
+        expect((results[0] as RenewedLease).expiresAt).toBeGreaterThan(live.lease.expiresAt);
+        expect((results[6] as RenewedLease).expiresAt).toBeGreaterThan(current.lease.expiresAt);
+        expect((await store.get(live.uid))?.lease).toEqual(leaseOf(results[0] as RenewedLease));
+        expect((await store.get(stolen.uid))?.lease).toEqual(leaseOf(results[6] as RenewedLease));
+        expect(await store.get(expired.uid)).toEqual(beforeExpired);
+        expect(await store.get(gone.uid)).toBeNull();
+      });
+
+      it('renews a lease repeated in one batch once, by the last repeat, and answers every repeat with it', async () => {
+        const [job] = await claimAll(1);
+        const before = await store.now();
+        const results = await store.renewMany([
+          { lease: job!.lease, leaseMs: LONGEST_LEASE_MS },
+          { lease: job!.lease, leaseMs: LEASE_MS },
+        ]);
+        const after = await store.now();
+
+        expect(results[0]).toMatchObject({ uid: job!.uid, token: job!.lease.token });
+        expect(results[1]).toEqual(results[0]);
+        const { expiresAt } = results[1] as RenewedLease;
+        expect(expiresAt).toBeGreaterThanOrEqual(before + LEASE_MS);
+        expect(expiresAt).toBeLessThanOrEqual(after + LEASE_MS);
+        expect((await store.get(job!.uid))?.lease?.expiresAt).toBe(expiresAt);
+      });
+
+      it('rejects a batch holding a duration that is not positive and renews nothing', async () => {
+        const [a, b] = await claimAll(2);
+        const before = await store.list();
+        await expect(
+          store.renewMany([
+            { lease: a!.lease, leaseMs: LONGEST_LEASE_MS },
+            { lease: b!.lease, leaseMs: 0 },
+          ]),
+        ).rejects.toBeInstanceOf(ValidationError);
+        expect(await store.list()).toEqual(before);
+      });
+    });
+
     section("fencing: once worker A's lease expired and worker B claimed the job, worker A", () => {
       let stale: Lease;
       let current: ClaimedJob;
@@ -544,15 +683,6 @@ export function describeJobStoreContract(
     });
 
     section('completeMany', () => {
-      /** Enqueues `count` jobs and claims them all for `owner` (the queue must otherwise be empty). */
-      async function claimAll(count: number, owner = 'worker-a'): Promise<ClaimedJob[]> {
-        const jobs = [];
-        for (let i = 0; i < count; i++) jobs.push(await store.enqueue(newJob()));
-        const claimed = await store.claim(owner, count, LEASE_MS);
-        expect(claimed.map((job) => job.uid).sort()).toEqual(jobs.map((job) => job.uid).sort());
-        return claimed;
-      }
-
       it('returns nothing for an empty batch', async () => {
         expect(await store.completeMany([])).toEqual([]);
       });

@@ -2,7 +2,7 @@
 // HTTP server (store endpoints, token exchange, access tokens) backed by PostgreSQL, each test in
 // its own schema. The remote store has only the driver's half of the contract; the suite arranges
 // and inspects state through the daemon's own store (enqueue, get, history) and sends every
-// operation under test — claim, renew, status, complete(Many), release, sweep, prune, now, the job
+// operation under test — claim, renew(Many), status, complete(Many), release, sweep, prune, now, the job
 // notifications — over HTTP. Sections about the other half are skipped, with the reason.
 
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -24,6 +24,7 @@ const ADMIN_TOKEN = 'contract-admin-token-0123456789abcdef';
 const REMOTE: ReadonlySet<PropertyKey> = new Set<keyof JobStore>([
   'claim',
   'renew',
+  'renewMany',
   'updateStatus',
   'complete',
   'completeMany',

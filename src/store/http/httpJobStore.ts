@@ -18,7 +18,7 @@ import type {
   QueueDepth,
   StatusPatch,
 } from '../job.ts';
-import type { CancelOutcome, Completion, JobCreated, JobStore, RenewedLease } from '../jobStore.ts';
+import type { CancelOutcome, Completion, JobCreated, JobStore, Renewal, RenewedLease } from '../jobStore.ts';
 import { followJobCreated } from './jobCreatedFeed.ts';
 import {
   type ClaimRequest,
@@ -29,6 +29,8 @@ import {
   type CountResponse,
   errorFromStatus,
   type NowResponse,
+  type RenewManyRequest,
+  type RenewManyResponse,
   StorePath,
 } from './storeProtocol.ts';
 import type { StoreTransport } from './storeTransport.ts';
@@ -74,6 +76,18 @@ export class HttpJobStore implements JobStore {
       StorePath.renew,
       { lease, leaseMs },
       { idempotent: true, what: 'renew' },
+    );
+  }
+
+  async renewMany(items: readonly Renewal[]): Promise<(RenewedLease | LeaseLostError)[]> {
+    if (items.length === 0) return [];
+    const body: RenewManyRequest = { items: items.map(({ lease, leaseMs }) => ({ lease, leaseMs })) };
+    const answer = await this.#transport.call<RenewManyResponse>('POST', StorePath.renewMany, body, {
+      idempotent: true,
+      what: 'renewMany',
+    });
+    return answer.results.map((result) =>
+      'lease' in result ? result.lease : (errorFromStatus(result.error, 'renewMany') as LeaseLostError),
     );
   }
 

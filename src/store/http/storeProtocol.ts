@@ -23,6 +23,7 @@ export const STORE_PREFIX = '/store/v1';
 export const StorePath = Object.freeze({
   claim: `${STORE_PREFIX}/claim`,
   renew: `${STORE_PREFIX}/renew`,
+  renewMany: `${STORE_PREFIX}/renew-many`,
   status: `${STORE_PREFIX}/status`,
   complete: `${STORE_PREFIX}/complete`,
   completeMany: `${STORE_PREFIX}/complete-many`,
@@ -46,6 +47,13 @@ export interface RenewRequest {
   leaseMs: number;
 }
 export type RenewResponse = RenewedLease;
+export interface RenewManyRequest {
+  items: RenewRequest[];
+}
+/** One answer per item, in order: the renewed lease, or the Status of the error that item got. */
+export interface RenewManyResponse {
+  results: ({ lease: RenewedLease } | { error: Status })[];
+}
 export interface StatusRequest {
   lease: Lease;
   patch: StatusPatch;

@@ -2,9 +2,9 @@
 // one after a 401), bounded retries with exponential backoff and jitter on 429, 5xx and network
 // errors, and Status answers turned back into the error classes the store threw on the other side.
 //
-// Retrying is safe for every store call but the claim: renew, status, release and the sweep land
-// the same on a repeat, and a completion repeated after its answer was lost is fenced out
-// (LeaseLostError) because the first one landed. A claim whose answer was lost cannot be repeated
+// Retrying is safe for every store call but the claim: renewals (one or many), status, release and
+// the sweep land the same on a repeat, and a completion repeated after its answer was lost is fenced
+// out (LeaseLostError) because the first one landed. A claim whose answer was lost cannot be repeated
 // safely — the jobs it leased would be leased again, to nobody — so a claim is retried only when
 // the request provably did not get through (no connection, 429, 503); otherwise the driver's own
 // claim back-off takes over, and the jobs the lost answer leased run again when that lease expires.

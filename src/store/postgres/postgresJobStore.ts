@@ -3,9 +3,9 @@
 // Fencing, precisely. Every write a holder makes carries its lease token, and a claim mints a new
 // token for every job it takes, so "the token still matches" means "no one else has claimed the job
 // since". On top of that:
-// - `renew` also requires the lease to be live (`lease_expires_at > now()`). An expired lease is
-//   gone: the job may be claimed any moment, so it is not extended; the holder gets LeaseLostError
-//   and aborts.
+// - `renew` and `renewMany` also require the lease to be live (`lease_expires_at > now()`). An
+//   expired lease is gone: the job may be claimed any moment, so it is not extended; the holder gets
+//   LeaseLostError and aborts.
 // - `updateStatus`, `complete`, `completeMany` and `release` require only the token. A holder whose
 //   lease expired but whom nobody has replaced yet may still report, finish or hand back the job: no
 //   other worker is on it, so accepting the write loses nothing. Once a claim (or `cancel`, or the
@@ -32,7 +32,7 @@ import type {
   QueueDepth,
   StatusPatch,
 } from '../job.ts';
-import type { CancelOutcome, Completion, JobStore, RenewedLease } from '../jobStore.ts';
+import type { CancelOutcome, Completion, JobStore, Renewal, RenewedLease } from '../jobStore.ts';
 import { cancelJob } from './cancel.ts';
 import { claimJobs } from './claim.ts';
 import { completeJob, completeJobs } from './complete.ts';
@@ -43,7 +43,7 @@ import { countJobs, getJob, getJobByName, listJobs } from './listJobs.ts';
 import { migrate } from './migrations.ts';
 import { type JobCreatedListener, NotificationListener } from './notifications.ts';
 import { releaseLease } from './release.ts';
-import { renewLease } from './renew.ts';
+import { renewLease, renewLeases } from './renew.ts';
 import { createStoreContext, type StoreContext } from './storeContext.ts';
 import { sweepExhaustedJobs } from './sweepExhausted.ts';
 import { updateJobStatus } from './updateStatus.ts';
@@ -154,6 +154,10 @@ export class PostgresJobStore implements JobStore {
 
   renew(lease: Lease, leaseMs: number): Promise<RenewedLease> {
     return renewLease(this.#context, lease, leaseMs);
+  }
+
+  renewMany(items: readonly Renewal[]): Promise<(RenewedLease | LeaseLostError)[]> {
+    return renewLeases(this.#context, items);
   }
 
   updateStatus(lease: Lease, patch: StatusPatch): Promise<Job> {
