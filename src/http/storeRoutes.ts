@@ -274,7 +274,9 @@ export const storeRoutes: FastifyPluginAsync<StoreRoutesOptions> = async (app, o
       bodyLimit: 16 * 1024 * 1024,
       config,
       schema: {
-        ...route('complete many jobs in one statement; one answer per item, in order'),
+        ...route(
+          'complete many jobs in one statement; one answer per item, in order: `{completed: {uid, finishedAt}}` once its history row is written, or `{error}` with a 409 LEASE_LOST Status',
+        ),
         operationId: 'storeCompleteMany',
         body: body('the completions', {
           type: 'object',
@@ -293,7 +295,7 @@ export const storeRoutes: FastifyPluginAsync<StoreRoutesOptions> = async (app, o
       const results = await store.completeMany(items);
       return {
         results: results.map((result) => {
-          if (!(result instanceof Error)) return { job: result };
+          if (!(result instanceof Error)) return { completed: result };
           // completeMany answers per item only with LeaseLostError; anything else would have thrown.
           return { error: storeErrorStatus(result) ?? statusFromError(result).status };
         }),

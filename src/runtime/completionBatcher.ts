@@ -3,8 +3,8 @@
 // commit for a batch instead of one per job. Each caller still gets its own answer.
 
 import { ValidationError } from '../errors.ts';
-import { FINAL_STATES, type FinalStatus, FinishReason, type HistoricJob, type Lease } from '../store/job.ts';
-import type { Completion, JobStore } from '../store/jobStore.ts';
+import { FINAL_STATES, type FinalStatus, FinishReason, type Lease } from '../store/job.ts';
+import type { Completed, Completion, JobStore } from '../store/jobStore.ts';
 import { StatementBatcher } from './statementBatcher.ts';
 
 export const DEFAULT_COMPLETION_DELAY_MS = 2;
@@ -18,7 +18,7 @@ export interface CompletionBatcherOptions {
 }
 
 export class CompletionBatcher {
-  readonly #batcher: StatementBatcher<Completion, HistoricJob>;
+  readonly #batcher: StatementBatcher<Completion, Completed>;
 
   constructor(store: Pick<JobStore, 'completeMany'>, options: CompletionBatcherOptions = {}) {
     this.#batcher = new StatementBatcher({
@@ -30,15 +30,16 @@ export class CompletionBatcher {
   }
 
   /**
-   * `store.complete`, batched: resolves to the job's history row once its batch is written. Rejects
-   * with LeaseLostError when the job's token moved on, and with the statement's error when the
-   * whole batch failed (nothing of it was written, so the caller may retry).
+   * `store.complete`, batched: resolves to the store's acknowledgement once its batch is written
+   * (the history row itself is `store.getHistory`'s). Rejects with LeaseLostError when the job's
+   * token moved on, and with the statement's error when the whole batch failed (nothing of it was
+   * written, so the caller may retry).
    */
   complete(
     lease: Lease,
     status: FinalStatus,
     reason: FinishReason = FinishReason.completed,
-  ): Promise<HistoricJob> {
+  ): Promise<Completed> {
     // Checked here, not left to the store: an invalid item would fail the whole batch it rides in.
     if (!FINAL_STATES.includes(status.state)) {
       return Promise.reject(

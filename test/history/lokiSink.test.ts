@@ -14,6 +14,7 @@ import { entryTimestampNs, REPOSITORY_LABEL } from '../../src/history/lokiEntry.
 import { LokiPusher, type LokiPusherOptions } from '../../src/history/lokiPusher.ts';
 import type { HistoryOutbox } from '../../src/store/historyOutbox.ts';
 import type { FinalState, HistoricJob, NewJob } from '../../src/store/job.ts';
+import type { Completed } from '../../src/store/jobStore.ts';
 import { PostgresJobStore } from '../../src/store/postgres/postgresJobStore.ts';
 import { API, call, startServer, until, wrapStore } from '../http/support.ts';
 import { FakeLoki } from '../support/fakeLoki.ts';
@@ -284,7 +285,7 @@ describe('reading history from Loki', () => {
     const claimed = await h.store.claim('worker-1', 10, 30_000);
     const batch = (await h.store.completeMany(
       claimed.map((job) => ({ lease: job.lease, status: { state: 'success' as const } })),
-    )) as HistoricJob[];
+    )) as Completed[];
     const elsewhere = await finish({ namespace: 'other' });
     await until(() => loki.entries.length === 5, 'all pushes');
     // Gone from the table: whatever the API answers now came from Loki.

@@ -131,6 +131,43 @@ describe('store endpoints', () => {
     await h.store.release(lease);
   });
 
+  it('complete-many answers each item on its own: a slim acknowledgement or a 409 LEASE_LOST Status', async () => {
+    const job = await h.store.enqueue({
+      namespace: 'team-b',
+      name: 'complete-many',
+      action: 'complete-many',
+    });
+    const [claimed] = await h.store.claim('remote-z', 1, 30_000, ['complete-many']);
+    const { lease } = claimed!;
+    const answer = await call(`${server.url}${StorePath.completeMany}`, {
+      method: 'POST',
+      headers: as(all),
+      body: {
+        items: [
+          {
+            lease: { ...lease, token: '00000000-0000-4000-8000-000000000000' },
+            status: { state: 'success', message: 'stale' },
+          },
+          { lease, status: { state: 'success', message: 'done' } },
+        ],
+      },
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.body.results).toHaveLength(2);
+    expect(answer.body.results[0].error).toMatchObject({
+      kind: 'Status',
+      code: 409,
+      details: { uid: job.uid, causes: [{ reason: 'LEASE_LOST' }] },
+    });
+    // Only the acknowledgement: the history row is read through the jobs API.
+    expect(answer.body.results[1]).toEqual({ completed: { uid: job.uid, finishedAt: expect.any(Number) } });
+    expect(await h.store.getHistory(job.uid)).toMatchObject({
+      finishedAt: answer.body.results[1].completed.finishedAt,
+      worker: 'remote-z',
+      status: { state: 'success', message: 'done' },
+    });
+  });
+
   it('refuse bodies that do not fit the schema, naming the field, and change nothing', async () => {
     const lease = {
       uid: '11111111-1111-4111-8111-111111111111',

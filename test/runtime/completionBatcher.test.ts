@@ -42,27 +42,29 @@ describe('CompletionBatcher', () => {
     return { store, batcher, claimAll };
   }
 
-  it('writes concurrent completions with one store call, answering each caller with its own row', async () => {
+  it('writes concurrent completions with one store call, answering each caller with its own acknowledgement', async () => {
     const { store, batcher, claimAll } = setUp();
     const jobs = await claimAll(20);
-    const rows = await Promise.all(
+    const acks = await Promise.all(
       jobs.map((job, i) => batcher.complete(job.lease, { state: 'success', message: `job ${i}` })),
     );
     expect(store.batches).toEqual([20]);
-    expect(rows.map((row) => row.uid)).toEqual(jobs.map((job) => job.uid));
-    expect(rows.map((row) => row.status.message)).toEqual(jobs.map((_, i) => `job ${i}`));
+    expect(acks.map((ack) => ack.uid)).toEqual(jobs.map((job) => job.uid));
+    const rows = await Promise.all(acks.map((ack) => store.getHistory(ack.uid)));
+    expect(rows.map((row) => row?.status.message)).toEqual(jobs.map((_, i) => `job ${i}`));
+    expect(rows.map((row) => row?.finishedAt)).toEqual(acks.map((ack) => ack.finishedAt));
     expect((await store.listHistory()).items).toHaveLength(20);
   });
 
   it('passes the reason each caller gives', async () => {
-    const { batcher, claimAll } = setUp();
+    const { store, batcher, claimAll } = setUp();
     const [a, b] = await claimAll(2);
     const [done, cancelled] = await Promise.all([
       batcher.complete(a!.lease, { state: 'success' }),
       batcher.complete(b!.lease, { state: 'error', message: 'cancelled' }, 'cancelled'),
     ]);
-    expect(done.reason).toBe('completed');
-    expect(cancelled.reason).toBe('cancelled');
+    expect((await store.getHistory(done.uid))?.reason).toBe('completed');
+    expect((await store.getHistory(cancelled.uid))?.reason).toBe('cancelled');
   });
 
   it('writes a full batch at once, without waiting for the delay', async () => {

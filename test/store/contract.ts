@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AlreadyExistsError, LeaseLostError, ValidationError } from '../../src/errors.ts';
 import type { ClaimedJob, FinalState, HistoricJob, Job, Lease, NewJob } from '../../src/store/job.ts';
-import type { JobCreated, JobStore, RenewedLease } from '../../src/store/jobStore.ts';
+import type { Completed, JobCreated, JobStore, RenewedLease } from '../../src/store/jobStore.ts';
 import type { StoreHarness } from './storeHarness.ts';
 
 /** The lease most tests take. */
@@ -683,11 +683,23 @@ export function describeJobStoreContract(
     });
 
     section('completeMany', () => {
+      /**
+       * The history row an item's answer acknowledges: the answer is exactly `{ uid, finishedAt }`
+       * for the item's job, and the row is there, with that finishedAt.
+       */
+      async function historyOf(result: unknown, uid: string): Promise<HistoricJob> {
+        expect(result).toEqual({ uid, finishedAt: expect.any(Number) });
+        const row = await store.getHistory(uid);
+        expect(row, `history row of acknowledged job ${uid}`).not.toBeNull();
+        expect(row!.finishedAt).toBe((result as Completed).finishedAt);
+        return row!;
+      }
+
       it('returns nothing for an empty batch', async () => {
         expect(await store.completeMany([])).toEqual([]);
       });
 
-      it('answers each item in the order given, with the status and reason it carried', async () => {
+      it('acknowledges each item in the order given; its history row has the status and reason it carried', async () => {
         const claimed = await claimAll(4);
         const items = [...claimed].reverse().map((job, i) => ({
           lease: job.lease,
@@ -698,9 +710,11 @@ export function describeJobStoreContract(
         const results = await store.completeMany(items);
         const after = await store.now();
 
-        expect(results.map((row) => (row as HistoricJob).uid)).toEqual(items.map((item) => item.lease.uid));
-        results.forEach((result, i) => {
-          const row = result as HistoricJob;
+        expect(results.map((result) => (result as Completed).uid)).toEqual(
+          items.map((item) => item.lease.uid),
+        );
+        for (const [i, result] of results.entries()) {
+          const row = await historyOf(result, items[i]!.lease.uid);
           expect(row).toMatchObject({
             worker: 'worker-a',
             reason: i === 1 ? 'cancelled' : 'completed',
@@ -710,8 +724,7 @@ export function describeJobStoreContract(
           expect(row.status.finished).toEqual(expect.any(Number));
           expect(row.finishedAt).toBeGreaterThanOrEqual(before);
           expect(row.finishedAt).toBeLessThanOrEqual(after);
-        });
-        for (const row of results) expect(await store.getHistory((row as HistoricJob).uid)).toEqual(row);
+        }
         expect((await store.list()).items).toEqual([]);
       });
 
@@ -733,10 +746,16 @@ export function describeJobStoreContract(
           },
         ]);
 
-        expect(results[0]).toMatchObject({ uid: b!.uid, worker: 'worker-b', status: { state: 'success' } });
+        expect(await historyOf(results[0], b!.uid)).toMatchObject({
+          worker: 'worker-b',
+          status: { state: 'success' },
+        });
         expect(results[1]).toBeInstanceOf(LeaseLostError);
         expect((results[1] as LeaseLostError).uid).toBe(a!.uid);
-        expect(results[2]).toMatchObject({ uid: c!.uid, worker: 'worker-b', status: { state: 'warning' } });
+        expect(await historyOf(results[2], c!.uid)).toMatchObject({
+          worker: 'worker-b',
+          status: { state: 'warning' },
+        });
         expect(results[3]).toBeInstanceOf(LeaseLostError);
         expect(await store.get(a!.uid)).toEqual(stillQueued);
         expect(await store.getHistory(a!.uid)).toBeNull();
@@ -749,9 +768,10 @@ export function describeJobStoreContract(
           { lease: job!.lease, status: { state: 'success', message: 'first' } },
           { lease: job!.lease, status: { state: 'error', message: 'second' } },
         ]);
-        expect(results[0]).toMatchObject({ uid: job!.uid, status: { state: 'success', message: 'first' } });
+        expect(await historyOf(results[0], job!.uid)).toMatchObject({
+          status: { state: 'success', message: 'first' },
+        });
         expect(results[1]).toBeInstanceOf(LeaseLostError);
-        expect(await store.getHistory(job!.uid)).toEqual(results[0]);
         expect((await store.listHistory()).items.filter((h) => h.uid === job!.uid)).toHaveLength(1);
       });
 
@@ -764,7 +784,10 @@ export function describeJobStoreContract(
           { lease: current.lease, status: { state: 'success', message: 'current' } },
         ]);
         expect(results[0]).toBeInstanceOf(LeaseLostError);
-        expect(results[1]).toMatchObject({ worker: 'worker-b', status: { message: 'current' } });
+        expect(await historyOf(results[1], job!.uid)).toMatchObject({
+          worker: 'worker-b',
+          status: { message: 'current' },
+        });
       });
 
       it('rejects a batch holding a non-final state and writes nothing', async () => {

@@ -18,7 +18,15 @@ import type {
   QueueDepth,
   StatusPatch,
 } from '../job.ts';
-import type { CancelOutcome, Completion, JobCreated, JobStore, Renewal, RenewedLease } from '../jobStore.ts';
+import type {
+  CancelOutcome,
+  Completed,
+  Completion,
+  JobCreated,
+  JobStore,
+  Renewal,
+  RenewedLease,
+} from '../jobStore.ts';
 import { followJobCreated } from './jobCreatedFeed.ts';
 import {
   type ClaimRequest,
@@ -105,7 +113,7 @@ export class HttpJobStore implements JobStore {
     return this.#transport.call('POST', StorePath.complete, body, { idempotent: true, what: 'complete' });
   }
 
-  async completeMany(items: readonly Completion[]): Promise<(HistoricJob | LeaseLostError)[]> {
+  async completeMany(items: readonly Completion[]): Promise<(Completed | LeaseLostError)[]> {
     if (items.length === 0) return [];
     const body: CompleteManyRequest = {
       items: items.map(({ lease, status, reason }) => ({ lease, status, ...(reason ? { reason } : {}) })),
@@ -115,7 +123,9 @@ export class HttpJobStore implements JobStore {
       what: 'completeMany',
     });
     return answer.results.map((result) =>
-      'job' in result ? result.job : (errorFromStatus(result.error, 'completeMany') as LeaseLostError),
+      'completed' in result
+        ? result.completed
+        : (errorFromStatus(result.error, 'completeMany') as LeaseLostError),
     );
   }
 

@@ -15,7 +15,7 @@ import {
 } from '../../errors.ts';
 import { failure, type Status, type StatusDetails } from '../../http/status.ts';
 import type { ClaimedJob, FinalStatus, FinishReason, HistoricJob, Job, Lease, StatusPatch } from '../job.ts';
-import type { RenewedLease } from '../jobStore.ts';
+import type { Completed, RenewedLease } from '../jobStore.ts';
 
 /** Not a Kubernetes resource: leasehold's own driver protocol, versioned on its own. */
 export const STORE_PREFIX = '/store/v1';
@@ -68,9 +68,12 @@ export type CompleteResponse = HistoricJob;
 export interface CompleteManyRequest {
   items: CompleteRequest[];
 }
-/** One answer per item, in order: the history row, or the Status of the error that item got. */
+/**
+ * One answer per item, in order: the acknowledgement that its history row is written, or the
+ * Status of the error that item got.
+ */
 export interface CompleteManyResponse {
-  results: ({ job: HistoricJob } | { error: Status })[];
+  results: ({ completed: Completed } | { error: Status })[];
 }
 export interface ReleaseRequest {
   lease: Lease;

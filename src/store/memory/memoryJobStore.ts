@@ -23,7 +23,7 @@ import {
   type QueueDepth,
   type StatusPatch,
 } from '../job.ts';
-import type { CancelOutcome, Completion, JobStore, Renewal, RenewedLease } from '../jobStore.ts';
+import type { CancelOutcome, Completed, Completion, JobStore, Renewal, RenewedLease } from '../jobStore.ts';
 
 /** How often updateStatus re-reads and re-applies after losing a resourceVersion race. */
 const STATUS_WRITE_TRIES = 5;
@@ -201,15 +201,16 @@ export class MemoryJobStore implements JobStore {
     reason: FinishReason = FinishReason.completed,
   ): Promise<HistoricJob> {
     requireFinalState(status);
-    return this.#completeOne({ lease, status, reason });
+    return structuredClone(this.#completeOne({ lease, status, reason }));
   }
 
   // In order and without yielding, as the one statement does it: a repeated item finds its job gone.
-  async completeMany(items: readonly Completion[]): Promise<(HistoricJob | LeaseLostError)[]> {
+  async completeMany(items: readonly Completion[]): Promise<(Completed | LeaseLostError)[]> {
     for (const { status } of items) requireFinalState(status);
     return items.map((item) => {
       try {
-        return this.#completeOne(item);
+        const row = this.#completeOne(item);
+        return { uid: row.uid, finishedAt: row.finishedAt };
       } catch (err) {
         if (err instanceof LeaseLostError) return err;
         throw err;
@@ -322,13 +323,14 @@ export class MemoryJobStore implements JobStore {
     return Object.assign(job, { lease: { ...lease, expiresAt: now + leaseMs } });
   }
 
+  /** Moves the job to history; returns the stored row itself, for the caller to copy or not. */
   #completeOne({ lease, status, reason = FinishReason.completed }: Completion): HistoricJob {
     const { job } = this.#fenced(lease);
     const now = this.#clock();
     const final = mergeStatus(job.status, status);
     final.finished ??= now;
     if (final.state === JobState.success) final.progress = 100;
-    return structuredClone(this.#moveToHistory(job, final, now, reason, lease.owner));
+    return this.#moveToHistory(job, final, now, reason, lease.owner);
   }
 
   /** The job this lease is for, if the lease is still its lease; LeaseLostError otherwise. */

@@ -1,10 +1,11 @@
 // Completion: jobs leave the queue and enter history in one statement, each only while its lease
 // token is still the job's. Nothing is inserted for a job the delete did not find. `complete` is
-// the one-item case of `completeMany`: one SQL text for both.
+// the one-item case of `completeMany`: one statement, answering with the history row for `complete`
+// and with an acknowledgement per item for `completeMany`.
 
 import { LeaseLostError, ValidationError } from '../../errors.ts';
 import { FINAL_STATES, FinishReason, type HistoricJob } from '../job.ts';
-import type { Completion } from '../jobStore.ts';
+import type { Completed, Completion } from '../jobStore.ts';
 import { HISTORY_COLUMNS, HISTORY_INSERT_COLUMNS, type HistoryRow, isUuid, toHistoricJob } from './rows.ts';
 import type { StoreContext } from './storeContext.ts';
 import { definedFields } from './updateStatus.ts';
@@ -21,9 +22,38 @@ function finalStatusSql(stored: string, patch: string): string {
             THEN '{"progress": 100}'::jsonb ELSE '{}'::jsonb END`;
 }
 
+/** How a landed item is answered: the history columns it returns, and the record made of them. */
+interface Answer<Row, Result> {
+  /** Names the prepared statement: one SQL text per answer. */
+  operation: string;
+  /** A RETURNING list over the inserted history row; must include `uid`, which the answer joins on. */
+  columns: string;
+  toResult: (row: Row, item: Completion) => Result;
+}
+
+interface AcknowledgementRow {
+  finished_at_ms: number;
+}
+
+const HISTORY_ROW: Answer<HistoryRow, HistoricJob> = {
+  operation: 'complete',
+  columns: HISTORY_COLUMNS,
+  toResult: toHistoricJob,
+};
+
+// The inserted row's own finished_at (its uid is for the join): one float8 per item, where a whole
+// row carried spec, labels and status as jsonb to parse.
+const ACKNOWLEDGEMENT: Answer<AcknowledgementRow, Completed> = {
+  operation: 'complete_many',
+  columns: 'uid, floor(extract(epoch FROM finished_at) * 1000)::float8 AS finished_at_ms',
+  toResult: (row, { lease }) => ({ uid: lease.uid, finishedAt: row.finished_at_ms }),
+};
+
 // `input` keeps the first of repeated (uid, token) pairs, so a repeat finds nothing to delete;
-// pairs with another token for the same uid stay, and at most one of them can match.
-function completeSql({ tables }: StoreContext): string {
+// pairs with another token for the same uid stay, and at most one of them can match. An item is
+// answered only through the history row inserted for it (`archived`), so no item is acknowledged
+// whose row was not written.
+function completeSql({ tables }: StoreContext, columns: string): string {
   return `
     WITH input AS (
       SELECT DISTINCT ON (uid, token) uid, token, patch, reason, ord
@@ -40,10 +70,10 @@ function completeSql({ tables }: StoreContext): string {
         ${finalStatusSql('status', 'final_patch')},
         resource_version + 1, attempts, max_attempts, priority, created_at, now(), final_reason, lease_owner
       FROM done
-      RETURNING *
+      RETURNING ${columns}
     )
-    SELECT h.*, done.final_ord::int AS ord
-    FROM (SELECT ${HISTORY_COLUMNS} FROM archived) h JOIN done USING (uid)`;
+    SELECT a.*, done.final_ord::int AS ord
+    FROM archived a JOIN done USING (uid)`;
 }
 
 function requireFinalState({ status }: Completion): void {
@@ -55,18 +85,19 @@ function requireFinalState({ status }: Completion): void {
   }
 }
 
-export async function completeJobs(
+async function completeItems<Row, Result>(
   context: StoreContext,
   items: readonly Completion[],
-): Promise<(HistoricJob | LeaseLostError)[]> {
+  answer: Answer<Row, Result>,
+): Promise<(Result | LeaseLostError)[]> {
   for (const item of items) requireFinalState(item);
   // Uids and tokens that are not uuids name no lease (and would fail the cast): fenced out here.
   const valid = items.filter(({ lease }) => isUuid(lease.uid) && isUuid(lease.token));
-  const rows = new Map<number, HistoryRow>();
+  const rows = new Map<number, Row>();
   if (valid.length > 0) {
-    const result = await context.pool.query<HistoryRow & { ord: number }>({
-      name: context.statement('complete'),
-      text: completeSql(context),
+    const result = await context.pool.query<Row & { ord: number }>({
+      name: context.statement(answer.operation),
+      text: completeSql(context, answer.columns),
       values: [
         valid.map(({ lease }) => lease.uid),
         valid.map(({ lease }) => lease.token),
@@ -78,11 +109,19 @@ export async function completeJobs(
   }
   // `ord` counts from 1 over `valid`; map it back to the position in `items`.
   let ord = 0;
-  return items.map(({ lease }) => {
+  return items.map((item) => {
+    const { lease } = item;
     if (!isUuid(lease.uid) || !isUuid(lease.token)) return new LeaseLostError(lease.uid);
     const row = rows.get(++ord);
-    return row === undefined ? new LeaseLostError(lease.uid) : toHistoricJob(row);
+    return row === undefined ? new LeaseLostError(lease.uid) : answer.toResult(row, item);
   });
+}
+
+export function completeJobs(
+  context: StoreContext,
+  items: readonly Completion[],
+): Promise<(Completed | LeaseLostError)[]> {
+  return completeItems(context, items, ACKNOWLEDGEMENT);
 }
 
 export async function completeJob(
@@ -91,7 +130,7 @@ export async function completeJob(
   status: Completion['status'],
   reason: FinishReason = FinishReason.completed,
 ): Promise<HistoricJob> {
-  const [result] = await completeJobs(context, [{ lease, status, reason }]);
+  const [result] = await completeItems(context, [{ lease, status, reason }], HISTORY_ROW);
   if (result === undefined || result instanceof LeaseLostError) throw result ?? new LeaseLostError(lease.uid);
   return result;
 }

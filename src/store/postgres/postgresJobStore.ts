@@ -32,7 +32,7 @@ import type {
   QueueDepth,
   StatusPatch,
 } from '../job.ts';
-import type { CancelOutcome, Completion, JobStore, Renewal, RenewedLease } from '../jobStore.ts';
+import type { CancelOutcome, Completed, Completion, JobStore, Renewal, RenewedLease } from '../jobStore.ts';
 import { cancelJob } from './cancel.ts';
 import { claimJobs } from './claim.ts';
 import { completeJob, completeJobs } from './complete.ts';
@@ -168,7 +168,7 @@ export class PostgresJobStore implements JobStore {
     return completeJob(this.#context, lease, status, reason);
   }
 
-  completeMany(items: readonly Completion[]): Promise<(HistoricJob | LeaseLostError)[]> {
+  completeMany(items: readonly Completion[]): Promise<(Completed | LeaseLostError)[]> {
     return completeJobs(this.#context, items);
   }
 
