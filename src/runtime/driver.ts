@@ -15,6 +15,12 @@ import { type JobEnd, jobEnd, noRuntimeMetrics, type RuntimeMetrics } from './me
 import type { ProgressThrottle } from './progressRecorder.ts';
 import { RenewalBatcher } from './renewalBatcher.ts';
 
+/**
+ * The exhausted-job sweep scans the queue (no index may read the columns a claim writes, or claims
+ * stop being HOT: migration 8), so it runs on the tick but never more often than this.
+ */
+export const MIN_SWEEP_INTERVAL_MS = 10_000;
+
 export interface DriverSettings {
   /** Job actors at once. */
   concurrency: number;
@@ -58,6 +64,7 @@ export interface Driver {
 export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver {
   const log = deps.log.child({ component: 'driver', owner: deps.owner });
   let lastSweep = Number.NEGATIVE_INFINITY;
+  const sweepIntervalMs = Math.max(settings.jobIntervalMs, MIN_SWEEP_INTERVAL_MS);
   const metrics = deps.metrics ?? noRuntimeMetrics;
   // Per job actor (keyed like its id, `<uid>.<token>`): its action and when it was claimed, for metrics.
   const running = new Map<string, { action: string; claimedAt: number }>();
@@ -112,7 +119,7 @@ export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver
       }),
       claimJobs: fromPromise<ClaimedJobRef[], { limit: number; leaseMs: number }>(
         async ({ input, signal }) => {
-          if (Date.now() - lastSweep >= settings.jobIntervalMs) await sweep();
+          if (Date.now() - lastSweep >= sweepIntervalMs) await sweep();
           const claimStarted = performance.now();
           const claimed = await deps.store.claim(deps.owner, input.limit, input.leaseMs, settings.actions);
           const claimedAt = performance.now();

@@ -110,7 +110,7 @@ describe('migrations', () => {
     ]);
     expect(rows[0].reloptions).toEqual(
       expect.arrayContaining([
-        'fillfactor=80',
+        'fillfactor=45',
         'autovacuum_vacuum_scale_factor=0.01',
         'vacuum_truncate=false',
       ]),
