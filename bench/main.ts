@@ -71,13 +71,13 @@ async function measureAll(plan: Plan, peers: readonly Peer[]): Promise<Row[]> {
   const rows: Row[] = [];
   const smallest = Math.min(...plan.queueSizes);
   for (const queue of plan.queueSizes) {
-    const figure = queue === smallest ? 'claim-throughput' : `claim-throughput-q${queue / 1_000}k`;
+    const suffix = queue === smallest ? '' : `-q${queue / 1_000}k`;
     rows.push(
       ...(await measureClaimThroughput(peers, {
         queue,
         runMs: plan.runMs,
         combinations: plan.claims,
-        figure,
+        suffix,
       })),
     );
   }

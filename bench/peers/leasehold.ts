@@ -21,6 +21,7 @@ import {
   type PickupSettings,
   POOL_SIZE,
   runClaimers,
+  timed,
   waitUntilDone,
 } from './peer.ts';
 
@@ -106,9 +107,14 @@ export async function openLeasehold(url: string): Promise<Peer> {
 
     claimThroughput(settings: DrainSettings): Promise<Drained> {
       return runClaimers(settings, async (claimer) => {
-        const claimed = await store.claim(`bench-${claimer}`, settings.batch, LEASE_MS);
+        const claimed = await timed(settings.times, 'claimMs', () =>
+          store.claim(`bench-${claimer}`, settings.batch, LEASE_MS),
+        );
+        if (claimed.length === 0) return 0;
         // As the driver does it: the job actors' completions go out as one completeMany.
-        await store.completeMany(claimed.map((job) => ({ lease: job.lease, status: { state: 'success' } })));
+        await timed(settings.times, 'completeMs', () =>
+          store.completeMany(claimed.map((job) => ({ lease: job.lease, status: { state: 'success' } }))),
+        );
         return claimed.length;
       });
     },

@@ -14,6 +14,29 @@ export interface DrainSettings {
   deadline: number;
   /** leasehold's driver tick (--job-interval); default the daemon's. */
   jobIntervalMs?: number;
+  /** Where a claim loop adds the time its claim and complete statements take (one claimer). */
+  times?: StatementTimes;
+}
+
+/** Milliseconds spent waiting on each kind of statement, over a whole run. */
+export interface StatementTimes {
+  claimMs: number;
+  completeMs: number;
+}
+
+/** Runs `statement`, adding its time to `times[kind]` when the run keeps times. */
+export async function timed<T>(
+  times: StatementTimes | undefined,
+  kind: keyof StatementTimes,
+  statement: () => Promise<T>,
+): Promise<T> {
+  if (times === undefined) return statement();
+  const started = performance.now();
+  try {
+    return await statement();
+  } finally {
+    times[kind] += performance.now() - started;
+  }
 }
 
 export interface Drained {

@@ -16,6 +16,7 @@ import {
   type PickupSettings,
   POOL_SIZE,
   runClaimers,
+  timed,
   waitUntilDone,
 } from './peer.ts';
 
@@ -117,11 +118,15 @@ export async function openPgBoss(url: string): Promise<Peer> {
 
     claimThroughput(settings: DrainSettings): Promise<Drained> {
       return runClaimers(settings, async () => {
-        const jobs = await boss.fetch(QUEUE, { batchSize: settings.batch });
+        const jobs = await timed(settings.times, 'claimMs', () =>
+          boss.fetch(QUEUE, { batchSize: settings.batch }),
+        );
         if (jobs.length === 0) return 0;
-        await boss.complete(
-          QUEUE,
-          jobs.map((job) => job.id),
+        await timed(settings.times, 'completeMs', () =>
+          boss.complete(
+            QUEUE,
+            jobs.map((job) => job.id),
+          ),
         );
         return jobs.length;
       });

@@ -3,7 +3,7 @@
 
 import pg from 'pg';
 import { benchSchema, dropSchema, vacuumSchema } from '../database.ts';
-import { type Drained, type DrainSettings, type Peer, POOL_SIZE, runClaimers } from './peer.ts';
+import { type Drained, type DrainSettings, type Peer, POOL_SIZE, runClaimers, timed } from './peer.ts';
 
 export async function openRawSql(url: string): Promise<Peer> {
   const schema = benchSchema('raw');
@@ -42,13 +42,17 @@ export async function openRawSql(url: string): Promise<Peer> {
 
     claimThroughput(settings: DrainSettings): Promise<Drained> {
       return runClaimers(settings, async (claimer) => {
-        const claimed = await pool.query<{ id: string }>({
-          name: 'raw_claim',
-          text: claim,
-          values: [`bench-${claimer}`, settings.batch],
-        });
+        const claimed = await timed(settings.times, 'claimMs', () =>
+          pool.query<{ id: string }>({
+            name: 'raw_claim',
+            text: claim,
+            values: [`bench-${claimer}`, settings.batch],
+          }),
+        );
         if (claimed.rows.length === 0) return 0;
-        await pool.query({ name: 'raw_complete', text: complete, values: [claimed.rows.map((r) => r.id)] });
+        await timed(settings.times, 'completeMs', () =>
+          pool.query({ name: 'raw_complete', text: complete, values: [claimed.rows.map((r) => r.id)] }),
+        );
         return claimed.rows.length;
       });
     },
