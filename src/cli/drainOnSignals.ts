@@ -34,10 +34,15 @@ export function drainOnSignals(plan: DrainPlan): Promise<number> {
       for (const step of plan.afterDrain) await runStep(step, log);
       const failed = driver.failure() !== undefined;
       log.info({ exitCode: failed ? 1 : 0 }, 'stopped');
+      // Drained: a later signal is no longer ours (a second `serve` in the same process has its own).
+      process.off('SIGTERM', onSigterm);
+      process.off('SIGINT', onSigint);
       resolve(failed ? 1 : 0);
     };
-    process.on('SIGTERM', () => void shutdown('SIGTERM'));
-    process.on('SIGINT', () => void shutdown('SIGINT'));
+    const onSigterm = () => void shutdown('SIGTERM');
+    const onSigint = () => void shutdown('SIGINT');
+    process.on('SIGTERM', onSigterm);
+    process.on('SIGINT', onSigint);
     driver.actor.subscribe({
       error: (err) => {
         log.fatal({ err }, 'driver failed');

@@ -28,6 +28,7 @@ describe('drainOnSignals', () => {
       { concurrency: 1, leaseMs: 300, renewIntervalMs: 100, jobTimeoutMs: 1_000, jobIntervalMs: 200 },
     );
     const before = new Set(process.listeners('SIGTERM'));
+    const beforeInt = new Set(process.listeners('SIGINT'));
     const ran: string[] = [];
     const stopped = drainOnSignals({
       driver,
@@ -56,5 +57,9 @@ describe('drainOnSignals', () => {
     await expect(stopped).resolves.toBe(0);
     expect(ran).toEqual(['http', 'store']);
     expect(driver.actor.getSnapshot().status).not.toBe('active');
+    // Drained: its listeners are gone, so a later signal cannot reach a finished drain (which
+    // would take it for a second signal and exit the process).
+    expect(process.listeners('SIGTERM')).not.toContain(mine[0]);
+    expect(process.listeners('SIGINT').filter((listener) => !beforeInt.has(listener))).toEqual([]);
   });
 });
