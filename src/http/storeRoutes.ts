@@ -111,12 +111,14 @@ const renewalSchema = {
 
 // In a batch, a lease whose uid or token is not a uuid names no lease: the store fences that item
 // out (LeaseLostError) as it does any stale lease, where a schema error would fail every item.
+const batchedLeaseSchema = {
+  ...leaseSchema,
+  properties: { ...leaseSchema.properties, uid: leaseKey, token: leaseKey },
+} as const;
+
 const batchedRenewalSchema = {
   ...renewalSchema,
-  properties: {
-    lease: { ...leaseSchema, properties: { ...leaseSchema.properties, uid: leaseKey, token: leaseKey } },
-    leaseMs,
-  },
+  properties: { lease: batchedLeaseSchema, leaseMs },
 } as const;
 
 const completionSchema = {
@@ -128,6 +130,11 @@ const completionSchema = {
     status: finalStatusSchema,
     reason: { type: 'string', enum: ['completed', 'cancelled', 'attempts-exhausted'] },
   },
+} as const;
+
+const batchedCompletionSchema = {
+  ...completionSchema,
+  properties: { ...completionSchema.properties, lease: batchedLeaseSchema },
 } as const;
 
 function body(description: string, schema: object) {
@@ -282,7 +289,7 @@ export const storeRoutes: FastifyPluginAsync<StoreRoutesOptions> = async (app, o
           type: 'object',
           required: ['items'],
           additionalProperties: false,
-          properties: { items: { type: 'array', maxItems: MAX_COMPLETIONS, items: completionSchema } },
+          properties: { items: { type: 'array', maxItems: MAX_COMPLETIONS, items: batchedCompletionSchema } },
         }),
       },
     },

@@ -149,11 +149,17 @@ describe('store endpoints', () => {
             status: { state: 'success', message: 'stale' },
           },
           { lease, status: { state: 'success', message: 'done' } },
+          // Not a uuid: it names no lease, so that item alone is fenced out, as in renew-many.
+          { lease: { ...lease, token: 'not-a-token' }, status: { state: 'success' } },
         ],
       },
     });
     expect(answer.status).toBe(200);
-    expect(answer.body.results).toHaveLength(2);
+    expect(answer.body.results).toHaveLength(3);
+    expect(answer.body.results[2].error).toMatchObject({
+      code: 409,
+      details: { causes: [{ reason: 'LEASE_LOST' }] },
+    });
     expect(answer.body.results[0].error).toMatchObject({
       kind: 'Status',
       code: 409,
