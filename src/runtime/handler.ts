@@ -2,13 +2,19 @@
 // claims, leases, renews, records progress and archives around them.
 
 import type { Logger } from 'pino';
-import type { FinalState, Job } from '../store/job.ts';
+import type { FinalState, Job, Lease } from '../store/job.ts';
 import type { CpuTask } from './cpuPool.ts';
 import type { ProgressRecorder } from './progressRecorder.ts';
 
 export interface HandlerContext {
   /** The claimed job, spec included. */
   job: Job;
+  /**
+   * The job's lease as claimed: its uid and token fence the handler's writes outside the job
+   * (`repositories.recordSync`). Not a deadline: renewals move the lease's end, and `signal` is
+   * what says it is gone.
+   */
+  lease: Lease;
   /** Fires when the lease is lost, the job is cancelled or times out, or the daemon drains. Stop promptly. */
   signal: AbortSignal;
   /** Throttled progress: messages, totals, per-resource results. */

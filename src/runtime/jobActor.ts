@@ -139,6 +139,7 @@ export function createJobActorLogic(deps: JobActorDeps) {
           log.info('job started');
           return handler.run({
             job,
+            lease,
             signal: controller.signal,
             progress: recorder,
             cpu: (task) => deps.cpu.run(task, controller.signal),

@@ -101,6 +101,12 @@ export interface Job {
   lease: Lease | null;
 }
 
+/**
+ * What fences a write outside the jobs table (a repository's sync, a batch node's outcome): it
+ * lands only while job `uid` is still held with `token` and the lease has not expired.
+ */
+export type LeaseFence = Pick<Lease, 'uid' | 'token'>;
+
 /** A job as `claim` returns it: always leased. */
 export type ClaimedJob = Job & { lease: Lease };
 

@@ -2,7 +2,7 @@
 // last sync. `postgres` is the real implementation; `memory` serves tests. Both pass
 // test/store/repositoryContract.ts.
 
-import type { Page } from './job.ts';
+import type { LeaseFence, Page } from './job.ts';
 import type {
   NewRepository,
   Repository,
@@ -61,8 +61,15 @@ export interface RepositoryStore {
   /**
    * Records a finished sync in `status.sync`. With `result.synced`, the ref, generation and synced
    * files are replaced too (in the same statement); without, the previous ones stay.
+   * With a `fence`, the write lands only under that live lease (checked in the same statement);
+   * otherwise it throws LeaseLostError and changes nothing.
    */
-  recordSync(namespace: string, name: string, result: SyncResult): Promise<Repository | null>;
+  recordSync(
+    namespace: string,
+    name: string,
+    result: SyncResult,
+    fence?: LeaseFence,
+  ): Promise<Repository | null>;
 
   /** The files of the last sync that read the source (empty before the first); null when no repository. */
   getSyncedFiles(namespace: string, name: string): Promise<SyncedFiles | null>;

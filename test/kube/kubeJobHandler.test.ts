@@ -119,6 +119,7 @@ function runJob(options: RunOptions): { job: Job; queue: string } {
 function run(job: Job, signal = new AbortController().signal): ReturnType<Handler['run']> {
   const ctx: HandlerContext = {
     job,
+    lease: { uid: job.uid, owner: 'test-worker', token: 'test-token', expiresAt: 0 },
     signal,
     progress: new ProgressRecorder(async () => {}),
     cpu: async () => {

@@ -9,7 +9,7 @@ import { CpuPool } from '../../src/runtime/cpuPool.ts';
 import type { HandlerContext } from '../../src/runtime/handler.ts';
 import { createPullHandler } from '../../src/runtime/handlers/pull.ts';
 import { ProgressRecorder } from '../../src/runtime/progressRecorder.ts';
-import type { ResourceSummary } from '../../src/store/job.ts';
+import type { Lease, ResourceSummary } from '../../src/store/job.ts';
 import { PostgresRepositoryStore } from '../../src/store/postgres/postgresRepositoryStore.ts';
 import type { RepositorySpec } from '../../src/store/repository.ts';
 import { createTestPostgresStore, type PostgresHarness } from '../support/postgres.ts';
@@ -51,8 +51,16 @@ const counts = (partial: Partial<Omit<ResourceSummary, 'kind' | 'group'>>) => ({
 
 let jobCounter = 0;
 
-/** Runs the pull handler for `name` the way a job actor would, and returns the job's progress. */
-async function pull(name: string, incremental: boolean, signal = new AbortController().signal) {
+/**
+ * Claims a pull for `name` and runs the pull handler on it the way a job actor would (`beforeRun`
+ * gets the lease first), and returns the job's progress.
+ */
+async function pull(
+  name: string,
+  incremental: boolean,
+  signal = new AbortController().signal,
+  beforeRun?: (lease: Lease) => Promise<void>,
+) {
   const job = await h.store.enqueue({
     namespace: NS,
     name: `${name}-sync-${++jobCounter}`,
@@ -60,8 +68,12 @@ async function pull(name: string, incremental: boolean, signal = new AbortContro
     repository: name,
     spec: { action: 'pull', pull: { incremental } },
   });
+  const [claimed] = await h.store.claim('test-worker', 1, 30_000, ['pull']);
+  if (claimed?.uid !== job.uid) throw new Error(`claimed ${claimed?.uid} instead of the pull just queued`);
+  const { lease } = claimed;
+  await beforeRun?.(lease);
   const progress = new ProgressRecorder(async () => {}, { throttle: { messageMs: 0, countersMs: 0 } });
-  const ctx: HandlerContext = { job, signal, progress, cpu: (task) => cpu.run(task, signal), log };
+  const ctx: HandlerContext = { job, lease, signal, progress, cpu: (task) => cpu.run(task, signal), log };
   const handler = createPullHandler({ repositories, maxFileBytes: 1024 });
   try {
     const result = await handler.run(ctx);
@@ -190,6 +202,30 @@ describe('pull handler: local directory', () => {
     const after = await repositories.get(NS, 'local-abort');
     expect(after?.status.sync.state).toBe(before?.status.sync.state);
     expect(after?.status.sync.lastRef).toBe(before?.status.sync.lastRef);
+  });
+
+  it('records no outcome once its lease has run out, even when its signal never fired', async () => {
+    const dir = fixture();
+    await create('local-expired', { type: 'local', local: { path: dir.path } });
+    await pull('local-expired', false);
+    const before = await repositories.get(NS, 'local-expired');
+    const files = await repositories.getSyncedFiles(NS, 'local-expired');
+    dir.write('new.json', resource('Dashboard', 'new'));
+    let expired: Lease | undefined;
+    const expire = async (lease: Lease) => {
+      expired = lease;
+      await h.pool.query(
+        `UPDATE "${h.schema}".jobs SET lease_expires_at = now() - interval '1 millisecond' WHERE uid = $1`,
+        [lease.uid],
+      );
+    };
+    await expect(pull('local-expired', false, undefined, expire)).rejects.toBeInstanceOf(LeaseLostError);
+    const after = await repositories.get(NS, 'local-expired');
+    // The start was recorded (it is not fenced); neither the outcome nor the error was.
+    expect(after?.status.sync).toMatchObject({ state: 'working', lastRef: before?.status.sync.lastRef });
+    expect(await repositories.getSyncedFiles(NS, 'local-expired')).toEqual(files);
+    // Out of the queue, so that later pulls claim their own job.
+    if (expired) await h.store.complete(expired, { state: 'error', message: 'lease ran out' });
   });
 
   it('stops when cancelled and records the sync as aborted, keeping the last synced state', async () => {

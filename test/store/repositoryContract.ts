@@ -3,15 +3,20 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   AlreadyExistsError,
+  LeaseLostError,
   NotFoundError,
   ResourceVersionConflictError,
   ValidationError,
 } from '../../src/errors.ts';
+import type { ClaimedJob, LeaseFence } from '../../src/store/job.ts';
 import type { RepositorySpec, SyncResult } from '../../src/store/repository.ts';
 import type { RepositoryStore } from '../../src/store/repositoryStore.ts';
+import type { StoreHarness } from './storeHarness.ts';
 
 export interface RepositoryStoreHarness {
   store: RepositoryStore;
+  /** The job store whose leases fence the repository store's writes (same clock, same schema). */
+  jobs: StoreHarness;
   dispose(): Promise<void>;
 }
 
@@ -231,6 +236,74 @@ export function describeRepositoryStoreContract(
           await store.markSyncStarted('a', 'missing', { job: 'j', incremental: false, started: 1 }),
         ).toBeNull();
         expect(await store.recordSync('a', 'missing', syncResult())).toBeNull();
+      });
+    });
+
+    describe('recordSync fenced by a lease', () => {
+      const files = { 'a.json': { hash: 'h1', kind: 'Dashboard', stamp: 's1' } };
+      const synced = syncResult({ synced: { ref: 'ref-2', generation: 1, files } });
+
+      /** Queues and claims the pull job of r1; the claim's lease is the fence. */
+      async function claimPull(owner = 'worker-a'): Promise<ClaimedJob> {
+        const jobs = harness.jobs.store;
+        const job = await jobs.enqueue({ namespace: 'a', name: 'r1-sync', action: 'pull', repository: 'r1' });
+        const [claimed] = await jobs.claim(owner, 1, 30_000, ['pull']);
+        if (claimed?.uid !== job.uid) throw new Error('the claim did not take the pull just queued');
+        return claimed;
+      }
+
+      const fenceOf = ({ lease }: ClaimedJob): LeaseFence => ({ uid: lease.uid, token: lease.token });
+
+      /** Expects a fenced-out write: LeaseLostError for the job, and the repository unchanged. */
+      async function expectFencedOut(fence: LeaseFence): Promise<void> {
+        const before = await store.get('a', 'r1');
+        const write = store.recordSync('a', 'r1', synced, fence);
+        await expect(write).rejects.toBeInstanceOf(LeaseLostError);
+        await expect(write).rejects.toMatchObject({ uid: fence.uid });
+        expect(await store.get('a', 'r1')).toEqual(before);
+        expect(await store.getSyncedFiles('a', 'r1')).toEqual({});
+      }
+
+      beforeEach(async () => {
+        await store.create({ namespace: 'a', name: 'r1', spec: localSpec() });
+      });
+
+      it('lands while the job holds a live lease with that token', async () => {
+        const claimed = await claimPull();
+        const written = await store.recordSync('a', 'r1', synced, fenceOf(claimed));
+        expect(written?.status.sync).toMatchObject({ state: 'success', lastRef: 'ref-2' });
+        expect(await store.getSyncedFiles('a', 'r1')).toEqual(files);
+      });
+
+      it('is refused with LeaseLostError once the lease expired and another worker claimed the job', async () => {
+        const first = await claimPull('worker-a');
+        await harness.jobs.expireLeases();
+        const [second] = await harness.jobs.store.claim('worker-b', 1, 30_000, ['pull']);
+        expect(second?.lease.token).not.toBe(first.lease.token);
+        await expectFencedOut(fenceOf(first));
+      });
+
+      it('is refused with LeaseLostError once the lease expired, even while nobody reclaimed the job', async () => {
+        const claimed = await claimPull();
+        await harness.jobs.expireLeases();
+        await expectFencedOut(fenceOf(claimed));
+      });
+
+      it('is refused with LeaseLostError once the job is finished', async () => {
+        const claimed = await claimPull();
+        await harness.jobs.store.complete(claimed.lease, { state: 'success', message: 'done' });
+        await expectFencedOut(fenceOf(claimed));
+      });
+
+      it('is refused with LeaseLostError for a token that names no lease', async () => {
+        const claimed = await claimPull();
+        await expectFencedOut({ uid: claimed.uid, token: 'not-a-token' });
+        await expectFencedOut({ uid: claimed.uid, token: '00000000-0000-4000-8000-000000000000' });
+      });
+
+      it('answers null for a repository that does not exist', async () => {
+        const claimed = await claimPull();
+        expect(await store.recordSync('a', 'missing', synced, fenceOf(claimed))).toBeNull();
       });
     });
   });

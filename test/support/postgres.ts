@@ -46,7 +46,7 @@ export async function createTestPostgresStore(options: { poolSize?: number } = {
   };
 }
 
-export async function postgresStoreHarness(): Promise<StoreHarness> {
+export async function postgresStoreHarness(): Promise<StoreHarness & { store: PostgresJobStore }> {
   const harness = await createTestPostgresStore();
   const { pool, schema } = harness;
   return {

@@ -85,6 +85,7 @@ async function runQueuedPull(now: () => number): Promise<void> {
   const signal = new AbortController().signal;
   await createPullHandler({ repositories, now }).run({
     job: claimed,
+    lease: claimed.lease,
     signal,
     progress,
     cpu: (task) => cpu.run(task, signal),

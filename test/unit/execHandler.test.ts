@@ -18,6 +18,7 @@ function context(spec: JsonObject, signal = new AbortController().signal) {
   const job = { uid: 'u1', name: 'j1', namespace: 'default', action: 'exec', spec } as unknown as Job;
   const ctx: HandlerContext = {
     job,
+    lease: { uid: job.uid, owner: 'test-worker', token: 'test-token', expiresAt: 0 },
     signal,
     progress,
     cpu: async () => undefined as never,

@@ -72,15 +72,18 @@ export function createBatchPodHandler(options: BatchPodHandlerOptions): Handler 
       const log = ctx.log.child({ pod: name, node, execution: executionId });
 
       const finish = async (failed: boolean, message: string) => {
-        // batch_nodes is not fenced by the lease: a holder whose signal fired leaves the outcome to
-        // whoever holds the job next (it adopts the same pod and records what it sees).
+        // A holder that lost its lease leaves the outcome to whoever holds the job next (it adopts
+        // the same pod and records what it sees). The write is fenced by the lease, even one under
+        // way when the lease is lost; the signal check is only the cheap early exit.
         ctx.signal.throwIfAborted();
         const durationMs = now() - started;
-        await executions.markNode(config.name, executionId, node, {
-          state: failed ? 'failed' : 'succeeded',
-          message,
-          durationMs,
-        });
+        await executions.markNode(
+          config.name,
+          executionId,
+          node,
+          { state: failed ? 'failed' : 'succeeded', message, durationMs },
+          { uid: ctx.lease.uid, token: ctx.lease.token },
+        );
         metrics.podFinished(executionId, node, failed, durationMs);
         if (failed) throw new BatchPodError(message);
         return { message };

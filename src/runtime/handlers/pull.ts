@@ -70,6 +70,8 @@ export function createPullHandler(options: PullHandlerOptions): Handler {
       throwIfHandedOver(ctx.signal);
       await repositories.markSyncStarted(namespace, name, { job: ctx.job.name, incremental, started });
       const base = { job: ctx.job.name, incremental, started };
+      // The sync record lands only while this job still holds its lease (one statement).
+      const fence = { uid: ctx.lease.uid, token: ctx.lease.token };
 
       try {
         const previous = (await repositories.getSyncedFiles(namespace, name)) ?? {};
@@ -159,19 +161,23 @@ export function createPullHandler(options: PullHandlerOptions): Handler {
             : ''
         }`;
         ctx.progress.message(message);
-        // The repositories table is not fenced by the lease: a holder whose signal fired (its lease
-        // is lost or about to be) must not record over whoever syncs next. The job actor's local
-        // lease deadline fires the signal before the lease can expire, so this closes the window
-        // to a write already under way when it fired.
+        // The write is fenced by the lease (it lands only while this job still holds it), so a
+        // holder that lost its lease, even mid-write, cannot record over whoever syncs next. The
+        // signal check is only the cheap early exit.
         ctx.signal.throwIfAborted();
-        await repositories.recordSync(namespace, name, {
-          ...base,
-          state: snapshot.errors.length > 0 ? 'warning' : 'success',
-          finished: now(),
-          message: [message, ...snapshot.errors.slice(0, STATUS_ERRORS)],
-          summary: snapshot.summary,
-          synced: { ref: tree.ref, generation: repository.generation, files: next },
-        });
+        await repositories.recordSync(
+          namespace,
+          name,
+          {
+            ...base,
+            state: snapshot.errors.length > 0 ? 'warning' : 'success',
+            finished: now(),
+            message: [message, ...snapshot.errors.slice(0, STATUS_ERRORS)],
+            summary: snapshot.summary,
+            synced: { ref: tree.ref, generation: repository.generation, files: next },
+          },
+          fence,
+        );
         return { message };
       } catch (err) {
         // A cancel is this sync's end, and is recorded; a hand-over is not.
@@ -179,14 +185,20 @@ export function createPullHandler(options: PullHandlerOptions): Handler {
         const reason = ctx.signal.aborted
           ? `sync aborted: ${String(ctx.signal.reason?.message ?? ctx.signal.reason)}`
           : (err as Error).message;
+        // Fenced too: a cancelled holder still holds its lease while it records the cancel.
         await repositories
-          .recordSync(namespace, name, {
-            ...base,
-            state: 'error',
-            finished: now(),
-            message: [reason],
-            summary: ctx.progress.snapshot().summary,
-          })
+          .recordSync(
+            namespace,
+            name,
+            {
+              ...base,
+              state: 'error',
+              finished: now(),
+              message: [reason],
+              summary: ctx.progress.snapshot().summary,
+            },
+            fence,
+          )
           .catch((writeErr: unknown) => ctx.log.warn({ err: writeErr }, 'recording the failed sync failed'));
         throw err;
       }
@@ -216,9 +228,9 @@ function shortRef(ref: string): string {
 }
 
 /**
- * The repositories table is not fenced by the lease. A signal fired for a lost lease or a drain
- * hands the job to another worker, which records its own sync: this one must write nothing more.
- * (A cancel ends the job here, and is recorded.)
+ * A signal fired for a lost lease or a drain hands the job to another worker, which records its
+ * own sync: this one stops before writing more. (The sync record is fenced by the lease anyway;
+ * `markSyncStarted` is not. A cancel ends the job here, and is recorded.)
  */
 function throwIfHandedOver(signal: AbortSignal, err: unknown = signal.reason): void {
   if (signal.aborted && !(signal.reason instanceof CancelledError)) throw err;

@@ -310,6 +310,15 @@ export class MemoryJobStore implements JobStore {
     return this.#clock();
   }
 
+  /**
+   * Whether job `uid` is still held with `token` and its lease has not expired: the fence a
+   * MemoryRepositoryStore checks, as postgres checks it inside the write.
+   */
+  isLive(uid: string, token: string): boolean {
+    const job = this.#jobs.get(uid)?.job;
+    return job?.lease?.token === token && isLive(job.lease, this.#clock());
+  }
+
   async close(): Promise<void> {
     this.#listeners.clear();
   }

@@ -5,11 +5,12 @@ import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import {
   AlreadyExistsError,
+  LeaseLostError,
   NotFoundError,
   ResourceVersionConflictError,
   ValidationError,
 } from '../../errors.ts';
-import { type Page, pageSize } from '../job.ts';
+import { type LeaseFence, type Page, pageSize } from '../job.ts';
 import {
   initialRepositoryStatus,
   type NewRepository,
@@ -29,18 +30,28 @@ interface Entry {
   seq: number;
 }
 
+/** Who judges a fenced write's lease: the job store the jobs live in (MemoryJobStore). */
+export interface LeaseRegistry {
+  /** Whether job `uid` is still held with `token` and its lease has not expired. */
+  isLive(uid: string, token: string): boolean;
+}
+
 export interface MemoryRepositoryStoreOptions {
   /** Epoch ms for `createdAt`. Default `Date.now`. */
   clock?: () => number;
+  /** Needed for fenced writes (`recordSync` with a fence); without it they throw. */
+  leases?: LeaseRegistry;
 }
 
 export class MemoryRepositoryStore implements RepositoryStore {
   readonly #clock: () => number;
+  readonly #leases: LeaseRegistry | undefined;
   readonly #entries = new Map<string, Entry>();
   #seq = 0;
 
   constructor(options: MemoryRepositoryStoreOptions = {}) {
     this.#clock = options.clock ?? Date.now;
+    this.#leases = options.leases;
   }
 
   async create(input: NewRepository): Promise<Repository> {
@@ -131,7 +142,19 @@ export class MemoryRepositoryStore implements RepositoryStore {
     });
   }
 
-  async recordSync(namespace: string, name: string, result: SyncResult): Promise<Repository | null> {
+  async recordSync(
+    namespace: string,
+    name: string,
+    result: SyncResult,
+    fence?: LeaseFence,
+  ): Promise<Repository | null> {
+    if (fence !== undefined && !this.#leases) {
+      throw new Error('a fenced recordSync needs a MemoryRepositoryStore built with `leases`');
+    }
+    // As in postgres: null for a missing repository comes before the lease check.
+    if (fence !== undefined && this.#entries.has(entryKey(namespace, name))) {
+      if (!this.#leases?.isLive(fence.uid, fence.token)) throw new LeaseLostError(fence.uid);
+    }
     return this.#writeStatus(namespace, name, (entry) => {
       const { synced, ...outcome } = structuredClone(result);
       Object.assign(entry.repository.status.sync, outcome);

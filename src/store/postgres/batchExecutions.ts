@@ -4,6 +4,9 @@
 
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
+import { LeaseLostError } from '../../errors.ts';
+import type { LeaseFence } from '../job.ts';
+import { isUuid } from './rows.ts';
 import { createStoreContext, type StoreContext } from './storeContext.ts';
 
 export type BatchNodeState = 'waiting' | 'enqueued' | 'succeeded' | 'failed';
@@ -131,28 +134,46 @@ export class BatchExecutionStore {
     return rows.map((row) => row.execution_id);
   }
 
+  /**
+   * Updates one node; a node that does not exist is left alone. With a `fence` (the node's job
+   * recording its outcome), the write lands only while that job still holds that live lease,
+   * checked in the same statement; otherwise it throws LeaseLostError and changes nothing.
+   */
   async markNode(
     controller: string,
     executionId: string,
     node: string,
     patch: BatchNodePatch,
+    fence?: LeaseFence,
   ): Promise<void> {
     const { pool, tables } = this.#context;
-    await pool.query(
-      `UPDATE ${tables.batchNodes}
+    const values = [
+      controller,
+      executionId,
+      node,
+      patch.state,
+      patch.jobName ?? null,
+      patch.message ?? null,
+      patch.durationMs ?? null,
+    ];
+    const update = (condition: string) => `UPDATE ${tables.batchNodes}
        SET state = $4, job_name = COALESCE($5, job_name), message = COALESCE($6, message),
            duration_ms = COALESCE($7, duration_ms)
+       WHERE controller = $1 AND execution_id = $2 AND node = $3 ${condition}`;
+    if (fence === undefined) {
+      await pool.query(update(''), values);
+      return;
+    }
+    // A uid or token that is not a uuid names no lease (and would fail the cast): fenced out here.
+    if (!isUuid(fence.uid) || !isUuid(fence.token)) throw new LeaseLostError(fence.uid);
+    const { rows } = await pool.query<{ fenced_out: boolean }>(
+      `WITH written AS (${update(`AND EXISTS (SELECT 1 FROM ${tables.jobs}
+                 WHERE uid = $8 AND lease_token = $9 AND lease_expires_at > now())`)} RETURNING 1)
+       SELECT NOT EXISTS (SELECT 1 FROM written) AS fenced_out FROM ${tables.batchNodes}
        WHERE controller = $1 AND execution_id = $2 AND node = $3`,
-      [
-        controller,
-        executionId,
-        node,
-        patch.state,
-        patch.jobName ?? null,
-        patch.message ?? null,
-        patch.durationMs ?? null,
-      ],
+      [...values, fence.uid, fence.token],
     );
+    if (rows[0]?.fenced_out) throw new LeaseLostError(fence.uid);
   }
 
   async finish(controller: string, executionId: string): Promise<void> {

@@ -3,7 +3,7 @@
 // applied it by the time this store exists).
 
 import type pg from 'pg';
-import type { Page } from '../job.ts';
+import type { LeaseFence, Page } from '../job.ts';
 import type {
   NewRepository,
   Repository,
@@ -62,8 +62,13 @@ export class PostgresRepositoryStore implements RepositoryStore {
     return markSyncStarted(this.#context, namespace, name, start);
   }
 
-  recordSync(namespace: string, name: string, result: SyncResult): Promise<Repository | null> {
-    return recordSync(this.#context, namespace, name, result);
+  recordSync(
+    namespace: string,
+    name: string,
+    result: SyncResult,
+    fence?: LeaseFence,
+  ): Promise<Repository | null> {
+    return recordSync(this.#context, namespace, name, result, fence);
   }
 
   getSyncedFiles(namespace: string, name: string): Promise<SyncedFiles | null> {

@@ -1,7 +1,10 @@
 // The executions table every replica shares (real PostgreSQL), and which nodes an execution runs on.
 
+import { randomUUID } from 'node:crypto';
 import type { V1Node } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LeaseLostError } from '../../../src/errors.ts';
+import type { ClaimedJob } from '../../../src/store/job.ts';
 import { BatchExecutionStore } from '../../../src/store/postgres/batchExecutions.ts';
 import { eligibleNodes } from '../../../src/triggers/batch/batchTrigger.ts';
 import { executionIdFor, isExecutionId } from '../../../src/triggers/batch/executionId.ts';
@@ -73,6 +76,48 @@ describe('batch executions table', () => {
       `SELECT count(*)::int AS n FROM "${harness.schema}".batch_nodes WHERE controller = 'prune'`,
     );
     expect(rows[0]).toEqual({ n: 2 });
+  });
+
+  it('records a node outcome only under the live lease of its job, when fenced', async () => {
+    const id = '20261129180000';
+    await store.create('fenced', id, ['n-1']);
+    const outcome = { state: 'succeeded', message: 'ok', durationMs: 10 } as const;
+    const node = async () => (await store.get('fenced', id))?.nodes[0];
+    const claimPod = async () => {
+      const action = `fenced-${randomUUID()}`;
+      await harness.store.enqueue({ namespace: 'batch', action });
+      const [claimed] = await harness.store.claim('worker-a', 1, 30_000, [action]);
+      if (!claimed) throw new Error('nothing claimed');
+      return claimed;
+    };
+    const fenceOf = ({ lease }: ClaimedJob) => ({ uid: lease.uid, token: lease.token });
+    const refused = async (fence: { uid: string; token: string }) => {
+      await expect(store.markNode('fenced', id, 'n-1', outcome, fence)).rejects.toBeInstanceOf(
+        LeaseLostError,
+      );
+      expect(await node()).toMatchObject({ state: 'waiting', message: '', durationMs: null });
+    };
+
+    // Expired, even while nobody reclaimed the job.
+    const expired = await claimPod();
+    await harness.pool.query(
+      `UPDATE "${harness.schema}".jobs SET lease_expires_at = now() - interval '1 millisecond' WHERE uid = $1`,
+      [expired.uid],
+    );
+    await refused(fenceOf(expired));
+    // Finished.
+    const finished = await claimPod();
+    await harness.store.complete(finished.lease, { state: 'success', message: 'done' });
+    await refused(fenceOf(finished));
+    // A token that names no lease.
+    const live = await claimPod();
+    await refused({ uid: live.uid, token: 'not-a-token' });
+    await refused({ uid: live.uid, token: randomUUID() });
+    // A node that does not exist is left alone, as without a fence.
+    await expect(store.markNode('fenced', id, 'n-9', outcome, fenceOf(live))).resolves.toBeUndefined();
+
+    await store.markNode('fenced', id, 'n-1', outcome, fenceOf(live));
+    expect(await node()).toMatchObject({ state: 'succeeded', message: 'ok', durationMs: 10 });
   });
 
   it('makes one callback key per controller that every replica reads back the same', async () => {

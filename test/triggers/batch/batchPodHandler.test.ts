@@ -11,7 +11,7 @@ import { createKubeClients, type KubeClients } from '../../../src/kube/kubeClien
 import type { HandlerContext } from '../../../src/runtime/handler.ts';
 import { BATCH_POD_ACTION, createBatchPodHandler } from '../../../src/runtime/handlers/batchPod.ts';
 import { ProgressRecorder } from '../../../src/runtime/progressRecorder.ts';
-import type { JsonObject } from '../../../src/store/job.ts';
+import type { JsonObject, Lease } from '../../../src/store/job.ts';
 import { pendingStatus } from '../../../src/store/job.ts';
 import { BatchExecutionStore } from '../../../src/store/postgres/batchExecutions.ts';
 import { parseBatchConfig } from '../../../src/triggers/batch/batchConfig.ts';
@@ -29,6 +29,7 @@ let clients: KubeClients;
 let harness: PostgresHarness;
 let executions: BatchExecutionStore;
 let execCounter = 0;
+let runCounter = 0;
 
 beforeAll(async () => {
   kube = await startFakeKube({ nodes: NODES });
@@ -79,10 +80,19 @@ async function setUp(options: Setup) {
     callbackHost: async () => '127.0.0.1',
     pollIntervalMs: 50,
   });
-  const run = (node: string, signal = new AbortController().signal) => {
+  /** The lease of each node's latest run: the fence of its outcome write. */
+  const leases = new Map<string, Lease>();
+  const run = async (node: string, signal = new AbortController().signal) => {
+    // A real claimed job, so that the outcome write is fenced by a real lease; an action of its
+    // own, so that the claim takes this job and no other.
+    const action = `batch-pod-test-${++runCounter}`;
+    await harness.store.enqueue({ namespace: NS, action });
+    const [claimed] = await harness.store.claim('test-worker', 1, 600_000, [action]);
+    if (!claimed) throw new Error(`no ${action} job to claim`);
+    leases.set(node, claimed.lease);
     const ctx: HandlerContext = {
       job: {
-        uid: `00000000-0000-4000-8000-${String(execCounter).padStart(6, '0')}${String(NODES.indexOf(node)).padStart(6, '0')}`,
+        uid: claimed.uid,
         namespace: NS,
         name: `batch-nightly-${executionId}-${node}`,
         action: BATCH_POD_ACTION,
@@ -98,6 +108,7 @@ async function setUp(options: Setup) {
         cancelRequested: false,
         lease: null,
       },
+      lease: claimed.lease,
       signal,
       progress: new ProgressRecorder(async () => {}),
       cpu: async () => {
@@ -113,7 +124,14 @@ async function setUp(options: Setup) {
   /** Pod creates the API server has received so far (all tests share the server). */
   const creates = () =>
     kube.requests.filter((r) => r.method === 'POST' && r.path === `/api/v1/namespaces/${NS}/pods`).length;
-  return { executionId, run, nodeState, podName, registry, creates };
+  /** Ends the lease of the node's latest run in the database, without firing its signal. */
+  const expireLease = async (node: string) => {
+    await harness.pool.query(
+      `UPDATE "${harness.schema}".jobs SET lease_expires_at = now() - interval '1 millisecond' WHERE uid = $1`,
+      [leases.get(node)?.uid],
+    );
+  };
+  return { executionId, run, nodeState, podName, registry, creates, expireLease };
 }
 
 const phase = (pod: KubeObject | undefined) => (pod?.status as { phase?: string } | undefined)?.phase;
@@ -158,6 +176,15 @@ describe('batch-pod handler', () => {
     await expect(t.run('node-3')).resolves.toBeDefined();
     expect(t.creates()).toBe(createsBefore);
     expect(await t.nodeState('node-3')).toMatchObject({ state: 'succeeded' });
+  });
+
+  it('records no outcome once its lease has run out, even when its signal never fired', async () => {
+    const t = await setUp({ script: 'setTimeout(() => {}, 500)' });
+    const running = t.run('node-5');
+    await kube.waitFor('pods', NS, t.podName('node-5'), (p) => phase(p) === 'Running', 10_000);
+    await t.expireLease('node-5');
+    await expect(running).rejects.toBeInstanceOf(LeaseLostError);
+    expect(await t.nodeState('node-5')).toMatchObject({ state: 'waiting', message: '' });
   });
 
   it('deletes the pod when the job is cancelled', async () => {
