@@ -5,23 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { LeaseLostError, ValidationError } from '../../src/errors.ts';
 import { CompletionBatcher } from '../../src/runtime/completionBatcher.ts';
 import type { ClaimedJob } from '../../src/store/job.ts';
-import type { Completion } from '../../src/store/jobStore.ts';
-import { MemoryJobStore } from '../../src/store/memory/memoryJobStore.ts';
-
-/** A memory store that records the size of every `completeMany`, and can be made to fail or to hold. */
-class CountingStore extends MemoryJobStore {
-  readonly batches: number[] = [];
-  failWith: Error | undefined;
-  /** While set, `completeMany` waits for it: a statement in flight. */
-  gate: Promise<void> | undefined;
-
-  override async completeMany(items: readonly Completion[]) {
-    this.batches.push(items.length);
-    await this.gate;
-    if (this.failWith) throw this.failWith;
-    return super.completeMany(items);
-  }
-}
+import { CountingJobStore } from '../support/countingJobStore.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -32,7 +16,7 @@ describe('CompletionBatcher', () => {
   });
 
   function setUp(options: { maxDelayMs?: number; maxBatch?: number } = {}) {
-    const store = new CountingStore();
+    const store = new CountingJobStore();
     const batcher = new CompletionBatcher(store, options);
     batchers.push(batcher);
     const claimAll = async (count: number): Promise<ClaimedJob[]> => {

@@ -7,26 +7,11 @@ import { LeaseLostError, ValidationError } from '../../src/errors.ts';
 import { DEFAULT_COMPLETION_DELAY_MS } from '../../src/runtime/completionBatcher.ts';
 import { DEFAULT_RENEWAL_DELAY_MS, RenewalBatcher } from '../../src/runtime/renewalBatcher.ts';
 import type { ClaimedJob } from '../../src/store/job.ts';
-import type { Renewal } from '../../src/store/jobStore.ts';
 import { ManualClock } from '../../src/store/memory/manualClock.ts';
 import { MemoryJobStore } from '../../src/store/memory/memoryJobStore.ts';
+import { CountingJobStore } from '../support/countingJobStore.ts';
 
 const LEASE_MS = 30_000;
-
-/** A memory store that records the size of every `renewMany`, and can be made to fail or to hold. */
-class CountingStore extends MemoryJobStore {
-  readonly batches: number[] = [];
-  failWith: Error | undefined;
-  /** While set, `renewMany` waits for it: a statement in flight. */
-  gate: Promise<void> | undefined;
-
-  override async renewMany(items: readonly Renewal[]) {
-    this.batches.push(items.length);
-    await this.gate;
-    if (this.failWith) throw this.failWith;
-    return super.renewMany(items);
-  }
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -38,7 +23,7 @@ describe('RenewalBatcher', () => {
 
   function setUp(options: { maxDelayMs?: number; maxBatch?: number } = {}) {
     const clock = new ManualClock();
-    const store = new CountingStore({ clock: clock.now });
+    const store = new CountingJobStore({ clock: clock.now });
     const batcher = new RenewalBatcher(store, options);
     batchers.push(batcher);
     const claimAll = async (count: number, leaseMs = LEASE_MS): Promise<ClaimedJob[]> => {
