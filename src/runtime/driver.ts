@@ -17,7 +17,7 @@ import { RenewalBatcher } from './renewalBatcher.ts';
 
 /**
  * The exhausted-job sweep scans the queue (no index may read the columns a claim writes, or claims
- * stop being HOT: migration 8), so it runs on the tick but never more often than this.
+ * stop being HOT: migration 8), so it runs with the claims of a tick but never more often than this.
  */
 export const MIN_SWEEP_INTERVAL_MS = 10_000;
 
@@ -81,6 +81,17 @@ export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver
     const moved = await deps.store.sweepExhausted();
     if (moved > 0) log.warn({ jobs: moved }, 'moved jobs that used up their attempts to history as errors');
   };
+  // After start-up the sweep runs beside the claims, not before one: it scans the queue, and a
+  // claim need not wait for it (a job it moves was not claimable anyway). One at a time.
+  let sweeping: Promise<void> | undefined;
+  const sweepIfDue = () => {
+    if (sweeping !== undefined || Date.now() - lastSweep < sweepIntervalMs) return;
+    sweeping = sweep()
+      .catch((err: unknown) => log.warn({ err }, 'the exhausted-job sweep failed; the next tick tries again'))
+      .finally(() => {
+        sweeping = undefined;
+      });
+  };
 
   // One each per driver: the job actors' completions share their statements, and so do their renewals.
   const completions = new CompletionBatcher(deps.store);
@@ -119,7 +130,7 @@ export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver
       }),
       claimJobs: fromPromise<ClaimedJobRef[], { limit: number; leaseMs: number }>(
         async ({ input, signal }) => {
-          if (Date.now() - lastSweep >= sweepIntervalMs) await sweep();
+          sweepIfDue();
           const claimStarted = performance.now();
           const claimed = await deps.store.claim(deps.owner, input.limit, input.leaseMs, settings.actions);
           const claimedAt = performance.now();
@@ -198,7 +209,7 @@ export function createDriver(deps: DriverDeps, settings: DriverSettings): Driver
       await toPromise(actor).catch(() => undefined);
       // Job actors cut off by the drain timeout may still finish later; the closed batcher writes
       // their ends at once.
-      await Promise.all([completions.close(), renewals.close()]);
+      await Promise.all([completions.close(), renewals.close(), sweeping]);
       untrackInFlight();
     },
   };
