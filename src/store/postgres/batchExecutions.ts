@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { LeaseLostError } from '../../errors.ts';
 import type { LeaseFence } from '../job.ts';
-import { isUuid } from './rows.ts';
+import { liveLeaseCondition, requireFenceIds } from './leaseFence.ts';
 import { createStoreContext, type StoreContext } from './storeContext.ts';
 
 export type BatchNodeState = 'waiting' | 'enqueued' | 'succeeded' | 'failed';
@@ -164,11 +164,9 @@ export class BatchExecutionStore {
       await pool.query(update(''), values);
       return;
     }
-    // A uid or token that is not a uuid names no lease (and would fail the cast): fenced out here.
-    if (!isUuid(fence.uid) || !isUuid(fence.token)) throw new LeaseLostError(fence.uid);
+    requireFenceIds(fence);
     const { rows } = await pool.query<{ fenced_out: boolean }>(
-      `WITH written AS (${update(`AND EXISTS (SELECT 1 FROM ${tables.jobs}
-                 WHERE uid = $8 AND lease_token = $9 AND lease_expires_at > now())`)} RETURNING 1)
+      `WITH written AS (${update(liveLeaseCondition(this.#context, 8, 9))} RETURNING 1)
        SELECT NOT EXISTS (SELECT 1 FROM written) AS fenced_out FROM ${tables.batchNodes}
        WHERE controller = $1 AND execution_id = $2 AND node = $3`,
       [...values, fence.uid, fence.token],

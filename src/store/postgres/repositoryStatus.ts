@@ -6,8 +6,8 @@ import { LeaseLostError } from '../../errors.ts';
 import type { LeaseFence } from '../job.ts';
 import type { Repository, RepositoryHealth, SyncResult } from '../repository.ts';
 import type { SyncStart } from '../repositoryStore.ts';
+import { liveLeaseCondition, requireFenceIds } from './leaseFence.ts';
 import { REPOSITORY_COLUMNS, type RepositoryRow, toRepository } from './repositoryRows.ts';
-import { isUuid } from './rows.ts';
 import type { StoreContext } from './storeContext.ts';
 
 export async function setRepositoryHealth(
@@ -67,18 +67,13 @@ export async function recordSync(
     const row = written.rows[0];
     return row === undefined ? null : toRepository(row);
   }
-  // A uid or token that is not a uuid names no lease (and would fail the cast): fenced out here.
-  if (!isUuid(fence.uid) || !isUuid(fence.token)) throw new LeaseLostError(fence.uid);
+  requireFenceIds(fence);
   // The lease is checked in the UPDATE itself, so a write under way when the lease is lost cannot
   // land over the next holder's sync. The second SELECT tells a lost lease (the unwritten row,
   // `fenced_out`) from a missing repository (no row).
   const written = await context.pool.query<RepositoryRow & { fenced_out: boolean }>({
     name: context.statement('repository_sync_record_fenced'),
-    text: `WITH written AS (${recordSyncSql(
-      context,
-      `AND EXISTS (SELECT 1 FROM ${context.tables.jobs}
-                   WHERE uid = $5 AND lease_token = $6 AND lease_expires_at > now())`,
-    )})
+    text: `WITH written AS (${recordSyncSql(context, liveLeaseCondition(context, 5, 6))})
            SELECT written.*, false AS fenced_out FROM written
            UNION ALL
            SELECT ${REPOSITORY_COLUMNS}, true AS fenced_out FROM ${context.tables.repositories}
