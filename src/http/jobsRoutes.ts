@@ -20,6 +20,7 @@ import {
 import { type JobAction, jobNameFor, jobSpecSchema, validateJobSpec } from './jobSpec.ts';
 import type { JobWatchHub } from './jobWatch.ts';
 import { parseLabelSelector } from './labelSelector.ts';
+import { anyName, dnsLabel, namedParams, namespaceParams, pageQueryProperties } from './routeSchemas.ts';
 import { failure, notFound, type Status, statusSchema } from './status.ts';
 import { watchParameter, watchRefused } from './watchRefused.ts';
 import { streamWatch } from './watchStream.ts';
@@ -44,11 +45,6 @@ export interface JobsRoutesOptions {
 
 // ---- schemas ----
 
-/** A Kubernetes object name that may also be a label value: a DNS label. */
-const dnsLabel = { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$' } as const;
-/** Any name the store may hold (the CLI accepts more than DNS names). */
-const anyName = { type: 'string', minLength: 1, maxLength: 253 } as const;
-
 const listQuery = {
   type: 'object',
   properties: {
@@ -57,8 +53,7 @@ const listQuery = {
       maxLength: 4096,
       description: 'equality terms only: key=value,key2=value2',
     },
-    limit: { type: 'integer', minimum: 1, description: 'page size (default 100, at most 1000)' },
-    continue: { type: 'string', maxLength: 4096, description: 'metadata.continue of the previous page' },
+    ...pageQueryProperties,
   },
 } as const;
 
@@ -341,7 +336,7 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, opt
         operationId: 'listNamespacedJob',
         summary: 'queued and running jobs, oldest first; ?watch=true streams their changes',
         tags: ['jobs'],
-        params: { type: 'object', required: ['namespace'], properties: { namespace: anyName } },
+        params: namespaceParams,
         querystring: watchQuery,
         response: { 200: jobListSchema, ...errors },
       },
@@ -382,11 +377,7 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, opt
         operationId: 'readNamespacedJob',
         summary: 'a queued or running job by name',
         tags: ['jobs'],
-        params: {
-          type: 'object',
-          required: ['namespace', 'name'],
-          properties: { namespace: anyName, name: anyName },
-        },
+        params: namedParams,
         response: { 200: jobResourceSchema, ...errors },
       },
     },
@@ -406,11 +397,7 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, opt
         description:
           'A queued job goes to history as cancelled: 200 with the HistoricJob. A running job is asked to stop (its worker aborts it within one renew interval): 202 with the Job, annotated leasehold/cancel-requested.',
         tags: ['jobs'],
-        params: {
-          type: 'object',
-          required: ['namespace', 'name'],
-          properties: { namespace: anyName, name: anyName },
-        },
+        params: namedParams,
         response: { 200: jobResourceSchema, 202: jobResourceSchema, ...errors },
       },
     },
@@ -435,7 +422,7 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, opt
         operationId: 'listNamespacedHistoricJob',
         summary: 'finished jobs, newest first',
         tags: ['historicjobs'],
-        params: { type: 'object', required: ['namespace'], properties: { namespace: anyName } },
+        params: namespaceParams,
         querystring: unwatchableListQuery,
         response: { 200: jobListSchema, ...errors, 405: statusSchema },
       },
@@ -469,11 +456,7 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, opt
         operationId: 'readNamespacedHistoricJob',
         summary: 'a finished job by uid, or the latest finished run of a job name',
         tags: ['historicjobs'],
-        params: {
-          type: 'object',
-          required: ['namespace', 'name'],
-          properties: { namespace: anyName, name: anyName },
-        },
+        params: namedParams,
         response: { 200: jobResourceSchema, ...errors },
       },
     },

@@ -15,6 +15,7 @@ import {
   repositoryResourceSchema,
 } from './repositoryResource.ts';
 import { repositoryBodySchema, validateRepositoryBody } from './repositorySpec.ts';
+import { dnsLabel, namedParams, namespaceParams, pageQueryProperties } from './routeSchemas.ts';
 import {
   invalid,
   notFound,
@@ -36,14 +37,11 @@ export interface RepositoriesRoutesOptions {
   permittedPaths?: PermittedPaths;
 }
 
-const dnsLabel = { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$' } as const;
-const anyName = { type: 'string', minLength: 1, maxLength: 253 } as const;
 const errors = { 400: statusSchema, 404: statusSchema, 409: statusSchema } as const;
 const listQuery = {
   type: 'object',
   properties: {
-    limit: { type: 'integer', minimum: 1, description: 'page size (default 100, at most 1000)' },
-    continue: { type: 'string', maxLength: 4096, description: 'metadata.continue of the previous page' },
+    ...pageQueryProperties,
     ...watchParameter,
   },
 } as const;
@@ -128,7 +126,7 @@ export const repositoriesRoutes: FastifyPluginAsync<RepositoriesRoutesOptions> =
         operationId: 'listNamespacedRepository',
         summary: 'repositories of a namespace, oldest first',
         tags: ['repositories'],
-        params: { type: 'object', required: ['namespace'], properties: { namespace: anyName } },
+        params: namespaceParams,
         querystring: listQuery,
         response: { 200: repositoryListSchema, ...errors, 405: statusSchema },
       },
@@ -165,11 +163,7 @@ export const repositoriesRoutes: FastifyPluginAsync<RepositoriesRoutesOptions> =
         operationId: 'readNamespacedRepository',
         summary: 'a repository, with its health and last sync',
         tags: ['repositories'],
-        params: {
-          type: 'object',
-          required: ['namespace', 'name'],
-          properties: { namespace: anyName, name: anyName },
-        },
+        params: namedParams,
         response: { 200: repositoryResourceSchema, ...errors },
       },
     },
@@ -190,11 +184,7 @@ export const repositoriesRoutes: FastifyPluginAsync<RepositoriesRoutesOptions> =
         description:
           'Replaces the spec (status is ignored). With `metadata.resourceVersion`, only if the repository has not changed since that read (409 otherwise). A changed spec bumps `metadata.generation`: the controller checks health again and queues a full pull.',
         tags: ['repositories'],
-        params: {
-          type: 'object',
-          required: ['namespace', 'name'],
-          properties: { namespace: anyName, name: anyName },
-        },
+        params: namedParams,
         body: repositoryBodySchema,
         response: { 200: repositoryResourceSchema, ...errors },
       },
@@ -225,11 +215,7 @@ export const repositoriesRoutes: FastifyPluginAsync<RepositoriesRoutesOptions> =
         description:
           'Removes the repository and what its last sync recorded; answers the removed object. A pull already queued for it fails with "no such repository".',
         tags: ['repositories'],
-        params: {
-          type: 'object',
-          required: ['namespace', 'name'],
-          properties: { namespace: anyName, name: anyName },
-        },
+        params: namedParams,
         response: { 200: repositoryResourceSchema, ...errors },
       },
     },
