@@ -2,8 +2,7 @@
 // `completeMany` (BullMQ's lock-manager model, applied to the end of a job): one statement and one
 // commit for a batch instead of one per job. Each caller still gets its own answer.
 
-import { ValidationError } from '../errors.ts';
-import { FINAL_STATES, type FinalStatus, FinishReason, type Lease } from '../store/job.ts';
+import { type FinalStatus, FinishReason, type Lease, requireFinalState } from '../store/job.ts';
 import type { Completed, Completion, JobStore } from '../store/jobStore.ts';
 import { StatementBatcher } from './statementBatcher.ts';
 
@@ -35,17 +34,13 @@ export class CompletionBatcher {
    * token moved on, and with the statement's error when the whole batch failed (nothing of it was
    * written, so the caller may retry).
    */
-  complete(
+  async complete(
     lease: Lease,
     status: FinalStatus,
     reason: FinishReason = FinishReason.completed,
   ): Promise<Completed> {
     // Checked here, not left to the store: an invalid item would fail the whole batch it rides in.
-    if (!FINAL_STATES.includes(status.state)) {
-      return Promise.reject(
-        new ValidationError('status.state', `complete needs a final state, got "${status.state}"`),
-      );
-    }
+    requireFinalState(status);
     return this.#batcher.add({ lease, status, reason });
   }
 

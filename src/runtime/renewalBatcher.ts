@@ -2,8 +2,7 @@
 // `renewMany` (BullMQ's lock-manager model: one write renews all of a worker's locks): one statement
 // for a batch instead of one per job. Each caller still gets its own answer.
 
-import { ValidationError } from '../errors.ts';
-import type { Lease } from '../store/job.ts';
+import { type Lease, requirePositiveDuration } from '../store/job.ts';
 import type { JobStore, Renewal, RenewedLease } from '../store/jobStore.ts';
 import { StatementBatcher } from './statementBatcher.ts';
 
@@ -39,13 +38,9 @@ export class RenewalBatcher {
    * the statement's error when the whole batch failed (nothing of it was renewed, so the caller may
    * retry while its lease lasts).
    */
-  renew(lease: Lease, leaseMs: number): Promise<RenewedLease> {
+  async renew(lease: Lease, leaseMs: number): Promise<RenewedLease> {
     // Checked here, not left to the store: an invalid item would fail the whole batch it rides in.
-    if (!Number.isFinite(leaseMs) || leaseMs <= 0) {
-      return Promise.reject(
-        new ValidationError('leaseMs', `leaseMs must be a positive duration in ms, got ${leaseMs}`),
-      );
-    }
+    requirePositiveDuration('leaseMs', leaseMs);
     return this.#batcher.add({ lease, leaseMs });
   }
 

@@ -32,6 +32,23 @@ export const FINAL_STATES: readonly FinalState[] = Object.freeze([
   JobState.warning,
 ]);
 
+/** What every store's `complete` and the completion batcher check first: the state is a final one. */
+export function requireFinalState(status: { state: string }): void {
+  if (!FINAL_STATES.includes(status.state as FinalState)) {
+    throw new ValidationError(
+      'status.state',
+      `complete needs a final state (${FINAL_STATES.join(', ')}), got "${status.state}"`,
+    );
+  }
+}
+
+/** A lease or other duration in ms: finite and above zero, or a ValidationError naming `field`. */
+export function requirePositiveDuration(field: string, ms: number): void {
+  if (!Number.isFinite(ms) || ms <= 0) {
+    throw new ValidationError(field, `${field} must be a positive duration in ms, got ${ms}`);
+  }
+}
+
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
 

@@ -6,7 +6,6 @@ import { AlreadyExistsError, ConflictError, LeaseLostError, ValidationError } fr
 import {
   type ClaimedJob,
   DEFAULT_MAX_ATTEMPTS,
-  FINAL_STATES,
   type FinalStatus,
   FinishReason,
   type HistoricJob,
@@ -21,6 +20,8 @@ import {
   pageSize,
   pendingStatus,
   type QueueDepth,
+  requireFinalState,
+  requirePositiveDuration,
   type StatusPatch,
 } from '../job.ts';
 import type { CancelOutcome, Completed, Completion, JobStore, Renewal, RenewedLease } from '../jobStore.ts';
@@ -134,7 +135,7 @@ export class MemoryJobStore implements JobStore {
     if (!Number.isInteger(limit) || limit < 0) {
       throw new ValidationError('limit', `claim limit must be a non-negative integer, got ${limit}`);
     }
-    requireDuration('leaseMs', leaseMs);
+    requirePositiveDuration('leaseMs', leaseMs);
     const now = this.#clock();
     const claimable = [...this.#jobs.values()]
       .filter(
@@ -158,7 +159,7 @@ export class MemoryJobStore implements JobStore {
   }
 
   async renew(lease: Lease, leaseMs: number): Promise<RenewedLease> {
-    requireDuration('leaseMs', leaseMs);
+    requirePositiveDuration('leaseMs', leaseMs);
     const job = this.#renewOne({ lease, leaseMs }, this.#clock());
     return renewedLease(job);
   }
@@ -166,7 +167,7 @@ export class MemoryJobStore implements JobStore {
   // In order, at one instant and without yielding, as the one statement does it. A repeated lease
   // ends as its last repeat left it, and every repeat answers with that (read after all are done).
   async renewMany(items: readonly Renewal[]): Promise<(RenewedLease | LeaseLostError)[]> {
-    for (const { leaseMs } of items) requireDuration('leaseMs', leaseMs);
+    for (const { leaseMs } of items) requirePositiveDuration('leaseMs', leaseMs);
     const now = this.#clock();
     const renewed = items.map((item) => {
       try {
@@ -491,15 +492,4 @@ function requireText(field: string, value: unknown): void {
   if (typeof value !== 'string' || value === '') {
     throw new ValidationError(field, `${field} must be a non-empty string`);
   }
-}
-
-function requireFinalState(status: FinalStatus): void {
-  if (!FINAL_STATES.includes(status.state)) {
-    throw new ValidationError('status.state', `complete needs a final state, got ${status.state}`);
-  }
-}
-
-function requireDuration(field: string, ms: number): void {
-  if (!Number.isFinite(ms) || ms <= 0)
-    throw new ValidationError(field, `${field} must be a positive duration in ms, got ${ms}`);
 }

@@ -3,8 +3,8 @@
 // the one-item case of `completeMany`: one statement, answering with the history row for `complete`
 // and with an acknowledgement per item for `completeMany`.
 
-import { LeaseLostError, ValidationError } from '../../errors.ts';
-import { FINAL_STATES, FinishReason, type HistoricJob } from '../job.ts';
+import { LeaseLostError } from '../../errors.ts';
+import { FinishReason, type HistoricJob, requireFinalState } from '../job.ts';
 import type { Completed, Completion } from '../jobStore.ts';
 import { HISTORY_COLUMNS, HISTORY_INSERT_COLUMNS, type HistoryRow, isUuid, toHistoricJob } from './rows.ts';
 import type { StoreContext } from './storeContext.ts';
@@ -76,21 +76,12 @@ function completeSql({ tables }: StoreContext, columns: string): string {
     FROM archived a JOIN done USING (uid)`;
 }
 
-function requireFinalState({ status }: Completion): void {
-  if (!FINAL_STATES.includes(status.state)) {
-    throw new ValidationError(
-      'status.state',
-      `complete needs a final state (${FINAL_STATES.join(', ')}), got "${status.state}"`,
-    );
-  }
-}
-
 async function completeItems<Row, Result>(
   context: StoreContext,
   items: readonly Completion[],
   answer: Answer<Row, Result>,
 ): Promise<(Result | LeaseLostError)[]> {
-  for (const item of items) requireFinalState(item);
+  for (const { status } of items) requireFinalState(status);
   // Uids and tokens that are not uuids name no lease (and would fail the cast): fenced out here.
   const valid = items.filter(({ lease }) => isUuid(lease.uid) && isUuid(lease.token));
   const rows = new Map<number, Row>();

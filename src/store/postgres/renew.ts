@@ -3,8 +3,8 @@
 // lease (and aborts) rather than resurrecting it. `renew` is the one-item case of `renewMany`: one
 // SQL text for both.
 
-import { LeaseLostError, ValidationError } from '../../errors.ts';
-import type { Lease } from '../job.ts';
+import { LeaseLostError } from '../../errors.ts';
+import { type Lease, requirePositiveDuration } from '../job.ts';
 import type { Renewal, RenewedLease } from '../jobStore.ts';
 import { isUuid } from './rows.ts';
 import type { StoreContext } from './storeContext.ts';
@@ -41,17 +41,11 @@ function renewSql({ tables }: StoreContext): string {
     FROM input i JOIN renewed r ON r.uid = i.uid AND r.lease_token = i.token`;
 }
 
-function requireLeaseMs({ leaseMs }: Renewal): void {
-  if (!Number.isFinite(leaseMs) || leaseMs <= 0) {
-    throw new ValidationError('leaseMs', `leaseMs must be a positive duration in ms, got ${leaseMs}`);
-  }
-}
-
 export async function renewLeases(
   context: StoreContext,
   items: readonly Renewal[],
 ): Promise<(RenewedLease | LeaseLostError)[]> {
-  for (const item of items) requireLeaseMs(item);
+  for (const { leaseMs } of items) requirePositiveDuration('leaseMs', leaseMs);
   // Uids and tokens that are not uuids name no lease (and would fail the cast): fenced out here.
   const valid = items.filter(({ lease }) => isUuid(lease.uid) && isUuid(lease.token));
   const rows = new Map<number, RenewRow>();
