@@ -26,7 +26,14 @@ import {
 import { MAX_PAGE_SIZE } from '../store/job.ts';
 import type { Completion, JobStore } from '../store/jobStore.ts';
 import type { AuthorizeRouteConfig } from './authorizeHook.ts';
-import { invalid, type SchemaError, schemaErrorCause, statusFromError, statusSchema } from './status.ts';
+import {
+  invalid,
+  type SchemaError,
+  type Status,
+  schemaErrorCause,
+  statusFromError,
+  statusSchema,
+} from './status.ts';
 
 export interface StoreRoutesOptions {
   store: JobStore;
@@ -137,6 +144,14 @@ const batchedCompletionSchema = {
   properties: { ...completionSchema.properties, lease: batchedLeaseSchema },
 } as const;
 
+/**
+ * One item's error in a many-item answer. `renewMany` and `completeMany` answer per item only with
+ * LeaseLostError; anything else would have thrown for the whole batch.
+ */
+function itemError(err: Error): { error: Status } {
+  return { error: storeErrorStatus(err) ?? statusFromError(err).status };
+}
+
 function body(description: string, schema: object) {
   return { ...schema, description };
 }
@@ -232,9 +247,7 @@ export const storeRoutes: FastifyPluginAsync<StoreRoutesOptions> = async (app, o
       const results = await store.renewMany(request.body.items);
       return {
         results: results.map((result) => {
-          if (!(result instanceof Error)) return { lease: result };
-          // renewMany answers per item only with LeaseLostError; anything else would have thrown.
-          return { error: storeErrorStatus(result) ?? statusFromError(result).status };
+          return result instanceof Error ? itemError(result) : { lease: result };
         }),
       };
     },
@@ -302,9 +315,7 @@ export const storeRoutes: FastifyPluginAsync<StoreRoutesOptions> = async (app, o
       const results = await store.completeMany(items);
       return {
         results: results.map((result) => {
-          if (!(result instanceof Error)) return { completed: result };
-          // completeMany answers per item only with LeaseLostError; anything else would have thrown.
-          return { error: storeErrorStatus(result) ?? statusFromError(result).status };
+          return result instanceof Error ? itemError(result) : { completed: result };
         }),
       };
     },
